@@ -1,0 +1,267 @@
+"""Helpers for the chart checks: find the tools, collect every value set the chart is
+installed with (the chart's own ci/*.yaml and each environment's HelmRelease values rendered
+from apps/<env>/ with Flux's variable substitution applied), and render them once per run."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+CHART = Path(__file__).resolve().parents[1]
+TESTS = CHART / "tests"
+REPO = CHART.parents[3]
+APPS = REPO / "apps"
+
+RELEASE_NAME = "task-api"
+NAMESPACE = "task-api"
+
+# Oldest Kubernetes minor the chart supports (Chart.yaml kubeVersion: the preStop sleep action
+# needs 1.30) and a current EKS minor: every object must be valid on both.
+KUBERNETES_VERSIONS = ("1.30.0", "1.34.0")
+
+# Stand-in for the `cluster-vars` ConfigMap OpenTofu writes; Flux substitutes these into the
+# HelmRelease before Helm sees the values. A variable not listed here fails the check, so a
+# typo in an overlay cannot silently render an empty value.
+SAMPLE_CLUSTER_VARS = {
+    "cluster_name": "task-platform-test",
+    "environment": "test",
+    "aws_region": "eu-west-1",
+    "aws_account_id": "123456789012",
+    "domain": "test.example.com",
+    "ecr_registry": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    "vpc_id": "vpc-0123456789abcdef0",
+    "vpc_cidr": "10.20.0.0/16",
+    "task_api_role_arn": "arn:aws:iam::123456789012:role/test-task-api",
+    "external_secrets_role_arn": "arn:aws:iam::123456789012:role/test-external-secrets",
+    "aws_lb_controller_role_arn": "arn:aws:iam::123456789012:role/test-aws-load-balancer-controller",
+    "db_secret_name": "test/task-api/database",
+    "acm_certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef",
+    "oidc_issuer_url": "https://auth.test.example.com/realms/tasks",
+    "oidc_audience": "task-api",
+}
+
+# The release files carry a placeholder tag until the first promotion; render with a real one.
+SAMPLE_IMAGE_TAG = "0123456789abcdef0123456789abcdef01234567"
+
+TOOL_DIRS = [
+    Path(os.environ.get("TOOLS_DIR", Path.home() / ".cache/task-platform/tools")) / "bin",
+    Path(os.environ.get("TOOLS_DIR", Path.home() / ".cache/task-platform/tools")) / "venv" / "bin",
+]
+
+
+def tool(name: str) -> str:
+    """Path of a command installed by .ci/tools.sh; a missing tool is a failure, not a skip."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in TOOL_DIRS:
+        candidate = directory / name
+        if candidate.exists():
+            return str(candidate)
+    pytest.fail(f"`{name}` is not installed: run `source .ci/tools.sh` first")
+
+
+def run(cmd: list[str], *, check: bool = True, input_text: str | None = None, timeout: int = 120):
+    result = subprocess.run(cmd, capture_output=True, text=True, input=input_text, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """One way the chart is installed: a name and a values file."""
+
+    name: str
+    path: Path
+    prod_like: bool
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_FLUX_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[=-]([^}]*))?\}")
+
+
+def flux_substitute(text: str, variables: dict[str, str]) -> str:
+    """Flux's postBuild.substitute: ${var}, ${var:=default}, ${var:-default}."""
+
+    def replace(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in variables:
+            return variables[name]
+        if default is not None:
+            return default
+        raise AssertionError(f"${{{name}}} is not a cluster-vars key and has no default")
+
+    return _FLUX_VAR.sub(replace, text)
+
+
+def environment_dirs() -> list[Path]:
+    if not APPS.is_dir():
+        return []
+    return sorted(
+        d for d in APPS.iterdir() if d.is_dir() and d.name != "base" and (d / "kustomization.yaml").exists()
+    )
+
+
+def helmrelease_values(env_dir: Path) -> dict:
+    """The task-api HelmRelease values an environment's overlay produces, after substitution."""
+    built = run([tool("kubectl"), "kustomize", str(env_dir)]).stdout
+    built = flux_substitute(built, SAMPLE_CLUSTER_VARS)
+    releases = [
+        d
+        for d in yaml.safe_load_all(built)
+        if d and d.get("kind") == "HelmRelease" and d["metadata"]["name"] == RELEASE_NAME
+    ]
+    assert len(releases) == 1, f"{env_dir.name}: expected one HelmRelease {RELEASE_NAME}, found {len(releases)}"
+    spec = releases[0]["spec"]
+    assert not spec.get("valuesFrom"), (
+        f"{env_dir.name}: valuesFrom is not rendered by these checks; keep values inline"
+    )
+    values = spec.get("values") or {}
+    tag = values.get("image", {}).get("tag", "")
+    if re.fullmatch(r"0{40}", str(tag)):
+        values["image"]["tag"] = SAMPLE_IMAGE_TAG
+    return values
+
+
+@functools.lru_cache(maxsize=None)
+def value_sets(workdir: str) -> tuple[ValueSet, ...]:
+    sets = [
+        ValueSet(f"ci/{p.name}", p, prod_like=p.stem.startswith("prod"))
+        for p in sorted((CHART / "ci").glob("*.yaml"))
+    ]
+    for env_dir in environment_dirs():
+        path = Path(workdir) / f"env-{env_dir.name}.yaml"
+        path.write_text(yaml.safe_dump(helmrelease_values(env_dir), sort_keys=False))
+        sets.append(ValueSet(f"apps/{env_dir.name}", path, prod_like=env_dir.name in ("staging", "prod")))
+    return tuple(sets)
+
+
+def value_set_names() -> list[str]:
+    names = [f"ci/{p.name}" for p in sorted((CHART / "ci").glob("*.yaml"))]
+    names += [f"apps/{d.name}" for d in environment_dirs()]
+    return names
+
+
+@pytest.fixture(scope="session")
+def value_set_dir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("values"))
+
+
+@pytest.fixture(scope="session")
+def value_set_by_name(value_set_dir):
+    return {v.name: v for v in value_sets(value_set_dir)}
+
+
+def helm_template(*args: str, check: bool = True):
+    return run(
+        [tool("helm"), "template", RELEASE_NAME, str(CHART), "--namespace", NAMESPACE, *args], check=check
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _render(path: str) -> tuple:
+    out = helm_template("-f", path).stdout
+    return tuple(d for d in yaml.safe_load_all(out) if d)
+
+
+def render(value_set: ValueSet) -> list[dict]:
+    """Rendered objects (fresh copies, so tests may not disturb each other)."""
+    return json.loads(json.dumps(list(_render(str(value_set.path)))))
+
+
+@pytest.fixture(params=value_set_names())
+def value_set(request, value_set_by_name) -> ValueSet:
+    return value_set_by_name[request.param]
+
+
+@pytest.fixture
+def objects(value_set) -> list[dict]:
+    return render(value_set)
+
+
+def only(objects: list[dict], kind: str) -> dict:
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"expected exactly one {kind}, found {len(found)}"
+    return found[0]
+
+
+def values_of(value_set: ValueSet) -> dict:
+    """The chart's defaults merged with a value set, as Helm merges them."""
+
+    def merge(base, override):
+        if isinstance(base, dict) and isinstance(override, dict):
+            out = dict(base)
+            for key, value in override.items():
+                if value is None:
+                    out.pop(key, None)
+                else:
+                    out[key] = merge(base.get(key), value)
+            return out
+        return override
+
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    return merge(defaults, yaml.safe_load(value_set.path.read_text()) or {})
+
+
+@functools.lru_cache(maxsize=None)
+def crd_validator_dir() -> Path:
+    """Installs (once, cached) the npm packages that carry the CRD schemas."""
+    npm_dir = Path(tool("npm")).parent if shutil.which("npm") else None
+    env = dict(os.environ)
+    if npm_dir:
+        env["PATH"] = f"{npm_dir}:{env['PATH']}"
+    result = subprocess.run(
+        ["bash", str(TESTS / "crd-validator" / "install-crd-validator.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"CRD validator installation failed:\n{result.stderr}"
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def validate_custom_resources(objects: list[dict]) -> list[dict]:
+    """Per object: {apiVersion, kind, name, errors}; unknown kinds come back as errors."""
+    directory = crd_validator_dir()
+    result = run([tool("node"), str(directory / "validate.mjs")], input_text=json.dumps(objects))
+    return json.loads(result.stdout)
+
+
+@functools.lru_cache(maxsize=None)
+def _validate_all_custom_resources(workdir: str) -> dict[str, list[dict]]:
+    """One validator run for the custom resources of every value set (node starts once)."""
+    batches = {vs.name: [o for o in render(vs) if is_custom_resource(o)] for vs in value_sets(workdir)}
+    flat = [o for batch in batches.values() for o in batch]
+    results = validate_custom_resources(flat)
+    assert len(results) == len(flat)
+    out, start = {}, 0
+    for name, batch in batches.items():
+        out[name] = results[start : start + len(batch)]
+        start += len(batch)
+    return out
+
+
+def custom_resource_results(value_set: ValueSet, workdir: str) -> list[dict]:
+    return _validate_all_custom_resources(workdir)[value_set.name]
+
+
+CUSTOM_RESOURCE_GROUPS = {"monitoring.coreos.com", "external-secrets.io", "gateway.networking.k8s.io"}
+
+
+def is_custom_resource(obj: dict) -> bool:
+    return obj["apiVersion"].split("/")[0] in CUSTOM_RESOURCE_GROUPS

@@ -1,0 +1,9 @@
+"""Makes the chart's test helpers importable (pytest runs in importlib mode) and exposes their
+fixtures. The helpers live in chart_harness.py, a name no other test folder uses."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from chart_harness import objects, value_set, value_set_by_name, value_set_dir  # noqa: E402,F401
