@@ -1,0 +1,92 @@
+"""Platform stage: Flux bootstrap and the cluster-vars ConfigMap the Flux tree substitutes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from opentofu_hcl import ENVS, stack, tfvars  # noqa: E402
+
+CLUSTER_VARS_KEYS = {
+    "cluster_name", "environment", "aws_region", "aws_account_id", "domain", "ecr_registry",
+    "vpc_id", "vpc_cidr", "task_api_role_arn", "external_secrets_role_arn",
+    "aws_lb_controller_role_arn", "db_secret_name", "acm_certificate_arn", "oidc_issuer_url",
+    "oidc_audience",
+}
+
+
+@pytest.fixture(scope="module")
+def platform():
+    return stack("platform")
+
+
+def test_flux_bootstraps_the_environments_path(platform):
+    boot = platform.resource("flux_bootstrap_git", "this")
+    assert boot["path"] == "clusters/${var.environment}"
+    assert boot["embedded_manifests"] is True
+    assert "${kubernetes_config_map_v1.cluster_vars}" in boot["depends_on"]
+
+
+def test_cluster_vars_configmap_has_every_key(platform):
+    cm = platform.resource("kubernetes_config_map_v1", "cluster_vars")
+    meta = cm["metadata"][0]
+    assert meta["name"] == "cluster-vars"
+    assert meta["namespace"] == "${kubernetes_namespace_v1.flux_system.metadata[0].name}"
+    ns = platform.resource("kubernetes_namespace_v1", "flux_system")
+    assert ns["metadata"][0]["name"] == "flux-system"
+    assert cm["data"] == "${local.cluster_vars}"
+    keys = set(platform.locals["cluster_vars"])
+    assert CLUSTER_VARS_KEYS <= keys, sorted(CLUSTER_VARS_KEYS - keys)
+
+
+def test_cluster_vars_values_come_from_the_right_places(platform):
+    values = platform.locals["cluster_vars"]
+    assert values["environment"] == "${var.environment}"
+    assert values["db_secret_name"] == "${local.database.db_master_secret_arn}"
+    assert values["task_api_role_arn"] == "${module.task_api_identity.iam_role_arn}"
+    assert values["external_secrets_role_arn"] == "${module.external_secrets_identity.iam_role_arn}"
+    assert values["aws_lb_controller_role_arn"] == "${module.aws_lb_controller_identity.iam_role_arn}"
+    assert values["acm_certificate_arn"] == "${aws_acm_certificate_validation.environment.certificate_arn}"
+
+
+def test_external_secrets_reads_only_the_database_secret(platform):
+    eso = platform.module("external_secrets_identity")
+    assert eso["attach_external_secrets_policy"] is True
+    assert eso["external_secrets_secrets_manager_arns"] == ["${local.database.db_master_secret_arn}"]
+    assert eso["external_secrets_ssm_parameter_arns"] == []
+    assert eso["external_secrets_create_permission"] is False
+
+
+def test_workload_identities_bound_to_their_service_accounts(platform):
+    expected = {
+        "aws_lb_controller_identity": ("kube-system", "aws-load-balancer-controller"),
+        "external_secrets_identity": ("external-secrets", "external-secrets"),
+        "cluster_autoscaler_identity": ("kube-system", "cluster-autoscaler"),
+        "task_api_identity": ("task-api", "task-api"),
+    }
+    for name, (namespace, sa) in expected.items():
+        call = platform.module(name)
+        assert call["permissions_boundary_arn"] == "${local.workload_identity_defaults.permissions_boundary_arn}"
+        (assoc,) = call["associations"].values()
+        assert (assoc["namespace"], assoc["service_account"]) == (namespace, sa), name
+        assert assoc["cluster_name"] == "${local.cluster.cluster_name}"
+    autoscaler = platform.module("cluster_autoscaler_identity")
+    assert autoscaler["cluster_autoscaler_cluster_names"] == ["${local.cluster.cluster_name}"]
+
+
+def test_git_token_is_sensitive_and_ephemeral(platform):
+    token = platform.variables["flux_git_token"]
+    assert token["sensitive"] is True
+    assert token["ephemeral"] is True
+    assert "default" not in token
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_application_oidc_settings(env):
+    values = tfvars(env, "platform")
+    assert values["oidc_issuer_url"].startswith("https://")
+    assert values["oidc_audience"]
+    assert values["domain"].endswith(values["route53_zone_name"])
