@@ -137,6 +137,9 @@ def helmrelease_values(env_dir: Path) -> dict:
     return values
 
 
+PRODUCTION_LIKE_ENVIRONMENTS = ("staging", "prod")
+
+
 @functools.lru_cache(maxsize=None)
 def value_sets(workdir: str) -> tuple[ValueSet, ...]:
     sets = [
@@ -146,13 +149,19 @@ def value_sets(workdir: str) -> tuple[ValueSet, ...]:
     for env_dir in environment_dirs():
         path = Path(workdir) / f"env-{env_dir.name}.yaml"
         path.write_text(yaml.safe_dump(helmrelease_values(env_dir), sort_keys=False))
-        sets.append(ValueSet(f"apps/{env_dir.name}", path, prod_like=env_dir.name in ("staging", "prod")))
+        sets.append(ValueSet(f"apps/{env_dir.name}", path, prod_like=env_dir.name in PRODUCTION_LIKE_ENVIRONMENTS))
     return tuple(sets)
 
 
 def value_set_names() -> list[str]:
     names = [f"ci/{p.name}" for p in sorted((CHART / "ci").glob("*.yaml"))]
     names += [f"apps/{d.name}" for d in environment_dirs()]
+    return names
+
+
+def production_like_value_set_names() -> list[str]:
+    names = [f"ci/{p.name}" for p in sorted((CHART / "ci").glob("prod*.yaml"))]
+    names += [f"apps/{d.name}" for d in environment_dirs() if d.name in PRODUCTION_LIKE_ENVIRONMENTS]
     return names
 
 
@@ -186,6 +195,13 @@ def render(value_set: ValueSet) -> list[dict]:
 @pytest.fixture(params=value_set_names())
 def value_set(request, value_set_by_name) -> ValueSet:
     return value_set_by_name[request.param]
+
+
+@pytest.fixture(params=production_like_value_set_names())
+def production_value_set(request, value_set_by_name) -> ValueSet:
+    chosen = value_set_by_name[request.param]
+    assert chosen.prod_like
+    return chosen
 
 
 @pytest.fixture

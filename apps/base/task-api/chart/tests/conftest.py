@@ -6,4 +6,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chart_harness import objects, value_set, value_set_by_name, value_set_dir  # noqa: E402,F401
+from chart_harness import (  # noqa: E402,F401
+    objects,
+    production_value_set,
+    value_set,
+    value_set_by_name,
+    value_set_dir,
+)
