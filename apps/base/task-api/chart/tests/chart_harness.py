@@ -28,26 +28,17 @@ NAMESPACE = "task-api"
 # needs 1.30) and a current EKS minor: every object must be valid on both.
 KUBERNETES_VERSIONS = ("1.30.0", "1.34.0")
 
-# Stand-in for the `cluster-vars` ConfigMap OpenTofu writes; Flux substitutes these into the
-# HelmRelease before Helm sees the values. A variable not listed here fails the check, so a
-# typo in an overlay cannot silently render an empty value.
-SAMPLE_CLUSTER_VARS = {
-    "cluster_name": "task-platform-test",
-    "environment": "test",
-    "aws_region": "eu-west-1",
-    "aws_account_id": "123456789012",
-    "domain": "test.example.com",
-    "ecr_registry": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-    "vpc_id": "vpc-0123456789abcdef0",
-    "vpc_cidr": "10.20.0.0/16",
-    "task_api_role_arn": "arn:aws:iam::123456789012:role/test-task-api",
-    "external_secrets_role_arn": "arn:aws:iam::123456789012:role/test-external-secrets",
-    "aws_lb_controller_role_arn": "arn:aws:iam::123456789012:role/test-aws-load-balancer-controller",
-    "db_secret_name": "test/task-api/database",
-    "acm_certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef",
-    "oidc_issuer_url": "https://auth.test.example.com/realms/tasks",
-    "oidc_audience": "task-api",
-}
+# What OpenTofu writes into flux-system/cluster-vars, per environment: the Flux tree's checks
+# keep one fixture per environment (fake identifiers, real shapes). Flux substitutes these into
+# the HelmRelease before Helm sees the values; a variable missing from the fixture fails.
+CLUSTER_VARS_FIXTURES = REPO / "clusters" / "tests" / "fixtures"
+
+
+def cluster_vars(environment: str) -> dict[str, str]:
+    path = CLUSTER_VARS_FIXTURES / f"cluster-vars-{environment}.yaml"
+    assert path.exists(), f"no cluster-vars fixture for {environment}: {path.relative_to(REPO)}"
+    return {k: str(v) for k, v in yaml.safe_load(path.read_text())["data"].items()}
+
 
 # The release files carry a placeholder tag until the first promotion; render with a real one.
 SAMPLE_IMAGE_TAG = "0123456789abcdef0123456789abcdef01234567"
@@ -119,14 +110,14 @@ def environment_dirs() -> list[Path]:
 def helmrelease_values(env_dir: Path) -> dict:
     """The task-api HelmRelease values an environment's overlay produces, after substitution."""
     built = run([tool("kubectl"), "kustomize", str(env_dir)]).stdout
-    built = flux_substitute(built, SAMPLE_CLUSTER_VARS)
     releases = [
         d
         for d in yaml.safe_load_all(built)
         if d and d.get("kind") == "HelmRelease" and d["metadata"]["name"] == RELEASE_NAME
     ]
     assert len(releases) == 1, f"{env_dir.name}: expected one HelmRelease {RELEASE_NAME}, found {len(releases)}"
-    spec = releases[0]["spec"]
+    release_text = flux_substitute(yaml.safe_dump(releases[0]), cluster_vars(env_dir.name))
+    spec = yaml.safe_load(release_text)["spec"]
     assert not spec.get("valuesFrom"), (
         f"{env_dir.name}: valuesFrom is not rendered by these checks; keep values inline"
     )
