@@ -5,6 +5,8 @@
 # Stack roots are opentofu/stacks/<stack>; backend and variables come from
 # opentofu/environments/<env>/<stack>.{tfbackend,tfvars}. The `global` stack (OIDC provider,
 # CI roles, registry) creates the roles this runs with, so administrators apply it by hand.
+# `platform` reads TF_VAR_flux_git_token (ephemeral: never in state or plan files, so it is
+# needed by plan and apply alike); the workflow passes it from the environment's secret.
 set -euo pipefail
 
 STACKS=(network cluster database platform)
@@ -28,6 +30,7 @@ for stack in "${STACKS[@]}"; do
   config="$repo_root/opentofu/environments/$env_name"
   echo "::group::$env_name/$stack: init"
   tofu -chdir="$dir" init -input=false -no-color -reconfigure -backend-config="$config/$stack.tfbackend"
+  tofu -chdir="$dir" validate -no-color
   echo "::endgroup::"
 
   echo "::group::$env_name/$stack: plan"
