@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,3 +273,71 @@ CUSTOM_RESOURCE_GROUPS = {"monitoring.coreos.com", "external-secrets.io", "gatew
 
 def is_custom_resource(obj: dict) -> bool:
     return obj["apiVersion"].split("/")[0] in CUSTOM_RESOURCE_GROUPS
+
+
+def _crd_fields_module():
+    """The Flux tree's checks read CRD field lists from the same packages' type declarations
+    (clusters/tests/crd_fields.py); one implementation serves both, loaded under its own name."""
+    import importlib.util
+
+    path = REPO / "clusters" / "tests" / "crd_fields.py"
+    assert path.exists(), f"{path.relative_to(REPO)} is missing"
+    spec = importlib.util.spec_from_file_location("task_api_chart_crd_fields", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+CRD_DECLARATION_PACKAGES = {
+    "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
+    "external-secrets.io": "@kubernetes-models/external-secrets",
+    "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
+}
+
+
+_EXTENDS = re.compile(r"export interface [A-Za-z0-9_]+\s+extends\s+([^{]+)\{")
+
+
+@functools.lru_cache(maxsize=None)
+def _crd_declarations():
+    module = _crd_fields_module()
+
+    class InheritingDeclarations(module.Declarations):
+        """Adds the fields of `interface X extends Y` (Gateway API's route and backend types
+        inherit most of theirs)."""
+
+        @functools.lru_cache(maxsize=None)
+        def interface(self, path):
+            own = super().interface(path)
+            source = module._COMMENT.sub("", path.read_text(encoding="utf-8"))
+            extends = _EXTENDS.search(source)
+            if not extends:
+                return own
+            imports = dict(module._IMPORT.findall(source))
+            fields = dict(own.fields) if isinstance(own, module.StructType) else {}
+            for parent_name in (n.strip() for n in extends.group(1).split(",")):
+                parent_path = self.module_file(imports[parent_name], path) if parent_name in imports else None
+                if parent_path is None:
+                    # Outside the CRD packages (the base TypeMeta: apiVersion and kind, which
+                    # every resource declares itself); an undeclared field would still show.
+                    continue
+                parent = self.interface(parent_path)
+                if not isinstance(parent, module.StructType):
+                    return module.ANY  # a free-form parent makes the whole type free-form
+                fields = {**parent.fields, **fields}
+            return module.StructType(fields)
+
+    return module, InheritingDeclarations(crd_validator_dir() / "node_modules")
+
+
+def unknown_custom_resource_fields(obj: dict) -> list[str]:
+    """Fields of a custom resource that its CRD does not declare (the compiled validators
+    accept extra fields; the API server would silently drop them)."""
+    module, declarations = _crd_declarations()
+    group, _, version = obj["apiVersion"].rpartition("/")
+    package = CRD_DECLARATION_PACKAGES.get(group)
+    assert package, f"no declarations known for {obj['apiVersion']}"
+    path = crd_validator_dir() / "node_modules" / package / group / version / f"{obj['kind']}.d.ts"
+    assert path.is_file(), f"no declaration for {obj['apiVersion']} {obj['kind']}"
+    return module.unknown_fields(obj, declarations.interface(path))

@@ -13,6 +13,7 @@ from chart_harness import (
     custom_resource_results,
     is_custom_resource,
     render,
+    unknown_custom_resource_fields,
     validate_custom_resources,
 )
 
@@ -87,3 +88,34 @@ def test_crd_validator_rejects_broken_custom_resources(value_set_by_name):
     results = validate_custom_resources([monitor, external, route, rule])
     accepted = [r["kind"] for r in results if not r["errors"]]
     assert not accepted, f"CRD validator accepted broken objects: {accepted}"
+
+
+def test_custom_resources_have_no_fields_unknown_to_their_crd(objects):
+    failures = {}
+    for obj in objects:
+        if is_custom_resource(obj):
+            unknown = unknown_custom_resource_fields(obj)
+            if unknown:
+                failures[f"{obj['kind']}/{obj['metadata']['name']}"] = unknown
+    assert not failures, failures
+
+
+def test_unknown_field_check_finds_misspelt_keys(value_set_by_name):
+    prod = render(value_set_by_name["ci/prod-values.yaml"])
+    dev = render(value_set_by_name["ci/dev-values.yaml"])
+    monitor = copy.deepcopy(next(o for o in prod if o["kind"] == "ServiceMonitor"))
+    monitor["spec"]["endpoints"][0]["scrapeInterval"] = "30s"
+    external = copy.deepcopy(next(o for o in prod if o["kind"] == "ExternalSecret"))
+    external["spec"]["target"]["creationPolicyy"] = "Owner"
+    route = copy.deepcopy(next(o for o in dev if o["kind"] == "HTTPRoute"))
+    route["spec"]["rules"][0]["backendRef"] = []
+    rule = copy.deepcopy(next(o for o in prod if o["kind"] == "PrometheusRule"))
+    rule["spec"]["groups"][0]["rules"][0]["severity"] = "critical"
+    expected = {
+        "ServiceMonitor": "/spec/endpoints/0/scrapeInterval",
+        "ExternalSecret": "/spec/target/creationPolicyy",
+        "HTTPRoute": "/spec/rules/0/backendRef",
+        "PrometheusRule": "/spec/groups/0/rules/0/severity",
+    }
+    for broken in (monitor, external, route, rule):
+        assert unknown_custom_resource_fields(broken) == [expected[broken["kind"]]], broken["kind"]
