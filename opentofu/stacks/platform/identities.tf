@@ -13,11 +13,11 @@ module "aws_lb_controller_identity" {
   source  = "terraform-aws-modules/eks-pod-identity/aws"
   version = "2.8.1"
 
-  name                            = "${local.name}-aws-lb-controller"
+  name                            = "${local.name}-aws-load-balancer-controller"
   use_name_prefix                 = local.workload_identity_defaults.use_name_prefix
   permissions_boundary_arn        = local.workload_identity_defaults.permissions_boundary_arn
   attach_aws_lb_controller_policy = true
-  aws_lb_controller_policy_name   = "${local.name}-aws-lb-controller"
+  aws_lb_controller_policy_name   = "${local.name}-aws-load-balancer-controller"
 
   associations = {
     controller = {
