@@ -53,6 +53,8 @@ CLUSTER_VARS_KEYS = frozenset(
 )
 
 FLUX_KUSTOMIZATION = "kustomize.toolkit.fluxcd.io/v1"
+# Filled by the environment comparison, printed in the terminal summary (conftest.py).
+ENV_DIFF_REPORT: list[str] = []
 VAR_NAME = r"[_a-zA-Z][_a-zA-Z0-9]*"
 _SUBST = re.compile(
     r"\$(?:(?P<escape>\$)|\{(?P<braced>" + VAR_NAME + r")(?:(?P<op>:?[-=])(?P<default>[^}]*))?\}"
