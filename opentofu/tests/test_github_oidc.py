@@ -137,7 +137,7 @@ def test_apply_role_cannot_create_unbounded_roles(global_stack):
         assert "*" not in stmt["actions"], stmt["sid"]
     boundary = global_stack.data["aws_iam_policy_document"]["workload_boundary"]["statement"]
     denies = [a for s in boundary if s.get("effect") == "Deny" for a in s["actions"]]
-    assert {"iam:Create*", "iam:Attach*", "iam:Put*", "iam:Pass*"} <= set(denies)
+    assert {"iam:CreateRole", "iam:CreatePolicy*", "iam:Attach*", "iam:Put*", "iam:Pass*", "iam:Update*"} <= set(denies)
 
 
 def test_release_role_pushes_only_the_two_repositories(global_stack):

