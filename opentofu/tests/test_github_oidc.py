@@ -118,9 +118,16 @@ def test_plan_role_is_read_only(global_stack):
     assert plan["managed_policy_arns"] == ["arn:${local.partition}:iam::aws:policy/ReadOnlyAccess"]
     # Inline policies: state access and an explicit deny of secret reads, nothing else.
     assert set(plan["inline_policies"]) == {"state", "guard"}
-    guard = global_stack.data["aws_iam_policy_document"]["plan_guard"]["statement"]
-    assert all(s["effect"] == "Deny" for s in guard)
-    assert "secretsmanager:GetSecretValue" in guard[0]["actions"]
+    guard = global_stack.data["aws_iam_policy_document"]["plan_guard"]
+    assert guard["for_each"] == "${var.environments}"
+    statements = {s["sid"]: s for s in guard["statement"]}
+    assert all(s["effect"] == "Deny" for s in statements.values())
+    assert "secretsmanager:GetSecretValue" in statements["NoSecretOrDataReads"]["actions"]
+    # Another environment's state is not readable: only its own prefix escapes the deny.
+    assert statements["NoOtherObjects"]["not_resources"] == [
+        "${local.state_bucket_arn}/${each.key}/*",
+        "${local.state_bucket_arn}/global/terraform.tfstate",
+    ]
 
 
 def test_apply_role_cannot_create_unbounded_roles(global_stack):

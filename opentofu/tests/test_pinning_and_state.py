@@ -19,6 +19,7 @@ from opentofu_hcl import (  # noqa: E402
     load_config,
     stack,
     tfbackend,
+    tfvars,
 )
 
 EXACT = re.compile(r"^\d+\.\d+\.\d+$")
@@ -85,7 +86,7 @@ def test_every_stage_has_inputs_for_every_environment(env):
         values_file = ENVIRONMENTS / env / f"{st}.tfvars"
         assert values_file.is_file(), values_file
         cfg = stack(st)
-        values = __import__("opentofu_hcl").tfvars(env, st)
+        values = tfvars(env, st)
         assert values["environment"] == env
         unknown = set(values) - set(cfg.variables)
         assert not unknown, f"{env}/{st}.tfvars sets undeclared {sorted(unknown)}"

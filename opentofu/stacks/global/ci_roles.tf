@@ -47,6 +47,8 @@ data "aws_iam_policy_document" "state_read" {
 }
 
 data "aws_iam_policy_document" "plan_guard" {
+  for_each = var.environments
+
   # ReadOnlyAccess includes a few data-plane reads a plan never needs. (Public SSM parameters
   # stay readable: the EKS module looks up AMI releases there.)
   statement {
@@ -62,6 +64,14 @@ data "aws_iam_policy_document" "plan_guard" {
     ]
     not_resources = [var.state_kms_key_arn]
   }
+
+  # ReadOnlyAccess reads every S3 object; a plan reads its own environment's state only.
+  statement {
+    sid           = "NoOtherObjects"
+    effect        = "Deny"
+    actions       = ["s3:GetObject", "s3:GetObjectVersion"]
+    not_resources = ["${local.state_bucket_arn}/${each.key}/*", "${local.state_bucket_arn}/global/terraform.tfstate"]
+  }
 }
 
 module "plan_role" {
@@ -75,7 +85,7 @@ module "plan_role" {
   managed_policy_arns = ["arn:${local.partition}:iam::aws:policy/ReadOnlyAccess"]
   inline_policies = {
     state = data.aws_iam_policy_document.state_read[each.key].json
-    guard = data.aws_iam_policy_document.plan_guard.json
+    guard = data.aws_iam_policy_document.plan_guard[each.key].json
   }
 }
 
