@@ -166,3 +166,9 @@ def test_ecr_repositories_immutable_scanned_kms(global_stack):
     assert enc["encryption_type"] == "KMS"
     assert enc["kms_key"] == "${aws_kms_key.ecr.arn}"
     assert global_stack.resource("aws_kms_key", "ecr")["enable_key_rotation"] is True
+
+
+def test_registry_never_expires_tagged_artifacts(global_stack):
+    policy = global_stack.resource("aws_ecr_lifecycle_policy", "this")["policy"]
+    assert 'tagStatus = "untagged"' in policy
+    assert '"any"' not in policy and '"tagged"' not in policy

@@ -48,6 +48,8 @@ resource "aws_ecr_repository" "this" {
   }
 }
 
+# Tagged artifacts are never expired by count: the SHA running in prod may be old, and a node
+# replacement would then fail to pull it. Only untagged leftovers (interrupted pushes) go.
 resource "aws_ecr_lifecycle_policy" "this" {
   for_each = aws_ecr_repository.this
 
@@ -55,11 +57,12 @@ resource "aws_ecr_lifecycle_policy" "this" {
   policy = jsonencode({
     rules = [{
       rulePriority = 1
-      description  = "Keep the last 500 artifacts; older SHAs are no longer promotable"
+      description  = "Remove untagged layers of interrupted pushes"
       selection = {
-        tagStatus   = "any"
-        countType   = "imageCountMoreThan"
-        countNumber = 500
+        tagStatus   = "untagged"
+        countType   = "sinceImagePushed"
+        countUnit   = "days"
+        countNumber = 14
       }
       action = { type = "expire" }
     }]
