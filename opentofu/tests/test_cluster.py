@@ -127,3 +127,7 @@ def test_prod_has_redundant_system_and_apps_nodes():
 def test_runners_min_zero_is_also_enforced_by_validation(cluster):
     validations = [v["condition"] for v in cluster.variables["node_pools"]["validation"]]
     assert any("runners.min_size == 0" in c for c in validations)
+
+
+def test_prod_cluster_refuses_deletion(eks):
+    assert eks["deletion_protection"] == '${var.environment == "prod"}'

@@ -6,7 +6,7 @@ terraform {
       source  = "hashicorp/aws"
       version = "~> 6.28.0"
     }
-    # Required by the EKS module; pinned here so every root resolves the same builds.
+    # Required by the EKS module and its submodules; pinned here so every root resolves the same builds.
     tls = {
       source  = "hashicorp/tls"
       version = "~> 4.1.0"
@@ -14,6 +14,14 @@ terraform {
     time = {
       source  = "hashicorp/time"
       version = "~> 0.13.1"
+    }
+    cloudinit = {
+      source  = "hashicorp/cloudinit"
+      version = "~> 2.3.7"
+    }
+    null = {
+      source  = "hashicorp/null"
+      version = "~> 3.2.4"
     }
   }
 
