@@ -677,3 +677,51 @@ def test_every_manifest_file_is_reachable_from_a_cluster(rendered):
             if path.resolve() not in listed and path.parent.resolve() not in listed:
                 orphans.append(str(path.relative_to(REPO)))
     assert orphans == []
+
+
+LAYERS = ("flux-system", "infra-controllers", "infra-configs", "apps")
+
+
+def _layer(origin: str) -> int:
+    return LAYERS.index("apps" if origin.startswith("helm:") else origin)
+
+
+def _existing_secret_names(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("existingSecret", "existingSecretName") and isinstance(item, str) and item:
+                yield item
+            elif key == "existingSecret" and isinstance(item, dict) and item.get("name"):
+                yield item["name"]
+            else:
+                yield from _existing_secret_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _existing_secret_names(item)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_no_layer_waits_for_a_later_layer(rendered, environment):
+    """A HelmRelease that needs an object of a later Flux Kustomization can never become Ready
+    while its own layer waits for it: the bootstrap of an empty cluster would deadlock."""
+    result = rendered(environment)
+    creators: dict[tuple[str, str, str], int] = {}
+    for origin, obj in result.objects.values():
+        meta = obj["metadata"]
+        creators[(obj["kind"], meta.get("namespace") or "", meta["name"])] = _layer(origin)
+        if obj["kind"] == "ExternalSecret":
+            target = (obj["spec"].get("target") or {}).get("name", meta["name"])
+            creators[("Secret", meta["namespace"], target)] = _layer(origin)
+    problems = []
+    for origin, release in flux_objects(result):
+        if release["kind"] != "HelmRelease":
+            continue
+        own, namespace = _layer(origin), release["metadata"]["namespace"]
+        needs = [("HelmRelease", d.get("namespace", namespace), d["name"]) for d in release["spec"].get("dependsOn") or []]
+        needs += [(r["kind"], namespace, r["name"]) for r in release["spec"].get("valuesFrom") or []]
+        needs += [("Secret", namespace, name) for name in _existing_secret_names(release["spec"].get("values") or {})]
+        for need in needs:
+            layer = creators.get(need)
+            if layer is None or layer > own:
+                problems.append(f"{object_id(release)} ({LAYERS[own]}) needs {need}, created by {LAYERS[layer] if layer is not None else 'nothing'}")
+    assert problems == []
