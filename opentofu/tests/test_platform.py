@@ -90,3 +90,15 @@ def test_application_oidc_settings(env):
     assert values["oidc_issuer_url"].startswith("https://")
     assert values["oidc_audience"]
     assert values["domain"].endswith(values["route53_zone_name"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_cluster_vars_match_what_the_flux_tree_substitutes(platform, env):
+    """The Flux tree's offline checks render with a sample cluster-vars; both sides must agree."""
+    import yaml
+
+    fixture = Path(__file__).resolve().parents[2] / "clusters" / "tests" / "fixtures" / f"cluster-vars-{env}.yaml"
+    if not fixture.is_file():
+        pytest.skip(f"{fixture.name} not present")
+    expected = set(yaml.safe_load(fixture.read_text())["data"])
+    assert set(platform.locals["cluster_vars"]) == expected
