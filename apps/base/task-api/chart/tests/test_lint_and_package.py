@@ -41,3 +41,34 @@ def test_package_leaves_tests_and_ci_values_out(tmp_path):
     assert "task-api/templates/NOTES.txt" in names
     leaked = [n for n in names if n.startswith(("task-api/tests/", "task-api/ci/")) or "__pycache__" in n]
     assert not leaked, f"packaged chart contains development files: {leaked}"
+
+
+def test_notes_render_for_every_value_set(value_set, tmp_path):
+    """NOTES.txt is only rendered by a real install (which needs a cluster); render a copy of
+    it, wrapped into a YAML document, with helm template instead."""
+    import shutil
+
+    from chart_harness import NAMESPACE, RELEASE_NAME, values_of
+
+    chart_copy = tmp_path / "task-api"
+    shutil.copytree(CHART, chart_copy, ignore=shutil.ignore_patterns("tests", "ci"))
+    notes_source = (CHART / "templates" / "NOTES.txt").read_text()
+    (chart_copy / "templates" / "_notes_preview.tpl").write_text(
+        '{{- define "notesPreview" -}}\n' + notes_source + "{{- end -}}\n"
+    )
+    (chart_copy / "templates" / "notes-preview.yaml").write_text(
+        'notes: |-\n  {{- include "notesPreview" . | nindent 2 }}\n'
+    )
+    rendered = run([tool("helm"), "template", RELEASE_NAME, str(chart_copy), "--namespace", NAMESPACE,
+                    "-f", str(value_set.path), "--show-only", "templates/notes-preview.yaml"]).stdout
+    notes = yaml.safe_load(rendered)["notes"]
+    values = values_of(value_set)
+    assert f"rollout status deployment/{RELEASE_NAME}" in notes
+    assert "Dev mode is off" in notes
+    if values["ingress"]["enabled"]:
+        assert f"https://{values['ingress']['host']}/openapi.json" in notes
+    elif values["gateway"]["enabled"]:
+        assert all(f"https://{h}/openapi.json" in notes for h in values["gateway"]["hostnames"])
+    else:
+        assert "port-forward service/" in notes
+    assert "postgres://" not in notes

@@ -248,6 +248,7 @@ def test_ingress_is_tls_only_with_redirect(value_set, objects):
     if not values["enabled"]:
         assert not ingresses
         return
+    assert values["tls"] is True
     (ingress,) = ingresses
     annotations = ingress["metadata"]["annotations"]
     assert annotations["alb.ingress.kubernetes.io/scheme"] == "internet-facing"

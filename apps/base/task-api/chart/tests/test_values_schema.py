@@ -35,6 +35,11 @@ REJECTED = {
     "no database source": ({"database": {"existingSecret": {"name": ""}}}, "existingSecret.name"),
     "external secret without key": (
         {"database": {"externalSecret": {"enabled": True, "remoteRef": {"key": ""}}}}, "remoteRef.key"),
+    "plain-HTTP ingress": ({"ingress": {"enabled": True, "host": "tasks.example.com", "tls": False}}, "ingress.tls"),
+    "budget without a limit": (
+        {"podDisruptionBudget": {"enabled": True, "minAvailable": None, "maxUnavailable": None}}, "podDisruptionBudget"),
+    "autoscaler minimum above maximum": (
+        {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}, "autoscaling.minReplicas"),
     "ingress without host": ({"ingress": {"enabled": True}}, "ingress.host"),
     "ingress and gateway together": (
         {"ingress": {"enabled": True, "host": "tasks.example.com"},
