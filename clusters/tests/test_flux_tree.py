@@ -725,3 +725,17 @@ def test_no_layer_waits_for_a_later_layer(rendered, environment):
             if layer is None or layer > own:
                 problems.append(f"{object_id(release)} ({LAYERS[own]}) needs {need}, created by {LAYERS[layer] if layer is not None else 'nothing'}")
     assert problems == []
+
+
+def _version_key(version: str) -> tuple:
+    core, _, pre = version.lstrip("v").partition("-")
+    return tuple(int(part) for part in core.split(".")) + ((1,) if not pre else (0, pre))
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_promoted_chart_version_exists_in_this_repository(environment):
+    """An environment can only run a chart version that has been written (and so published by
+    CI); the offline render uses the chart in the working tree, which is that version or newer."""
+    release = yaml.safe_load((REPO / "apps" / environment / "release.yaml").read_text())
+    chart = yaml.safe_load((fluxtree.OWN_CHART / "Chart.yaml").read_text())
+    assert _version_key(release["spec"]["chart"]["spec"]["version"]) <= _version_key(chart["version"])
