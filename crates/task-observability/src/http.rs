@@ -122,6 +122,12 @@ where
             if status.is_server_error() {
                 span.record("otel.status_code", "ERROR");
             }
+            // The access log: one line per answered request, inside its span.
+            tracing::info!(
+                status = status.as_u16(),
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request completed"
+            );
             Ok(response)
         })
     }

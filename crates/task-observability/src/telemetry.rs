@@ -64,7 +64,7 @@ pub struct TelemetryConfig {
     /// `tracing` filter directives (`info`, `info,task_api=debug`), from TASK_API_LOG_LEVEL.
     pub log_level: String,
     /// Loki base URL (`http://loki-gateway.monitoring:80`); `/loki/api/v1/push` is appended.
-    pub loki_url: Option<Url>,
+    pub loki_url: Option<String>,
     /// OTLP/HTTP base endpoint (`http://otel-collector:4318`), from OTEL_EXPORTER_OTLP_ENDPOINT;
     /// spans go to `{endpoint}/v1/traces` unless OTEL_EXPORTER_OTLP_TRACES_ENDPOINT says
     /// otherwise.
@@ -77,6 +77,11 @@ pub enum TelemetryError {
     LogLevel {
         directives: String,
         source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("TASK_API_LOKI_URL {url:?} is not a URL: {source}")]
+    LokiUrl {
+        url: String,
+        source: url::ParseError,
     },
     #[error("Loki log shipping: {0}")]
     Loki(#[from] tracing_loki::Error),
@@ -159,13 +164,17 @@ pub fn init_telemetry(config: &TelemetryConfig) -> Result<TelemetryGuard, Teleme
 
     let loki = match &config.loki_url {
         Some(url) => {
+            let url = Url::parse(url).map_err(|source| TelemetryError::LokiUrl {
+                url: url.clone(),
+                source,
+            })?;
             let runtime =
                 tokio::runtime::Handle::try_current().map_err(|_| TelemetryError::NoRuntime)?;
             let (layer, controller, task) = tracing_loki::builder()
                 .label("service", &config.service_name)?
                 .extra_field("version", config.service_version.clone())?
                 .extra_field("pid", std::process::id().to_string())?
-                .build_controller_url(url.clone())?;
+                .build_controller_url(url)?;
             layers.push(Box::new(layer));
             Some((controller, runtime.spawn(task)))
         }
