@@ -1,0 +1,100 @@
+//! Composition of the two listeners: THE place where routes and layers are assembled.
+//! Cross-cutting layers (metrics, in-flight limit, …) and extra admin routes (/metrics) are
+//! added here, inside the correlation layer so that their error responses are problem
+//! documents carrying the correlation id too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use task_auth::Authenticator;
+use task_store::TaskStore;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+
+use crate::correlation::correlate;
+use crate::error::ApiError;
+use crate::openapi::ApiDoc;
+use crate::operability::{self, Operability, instrument_public};
+use crate::routes;
+
+/// Bodies of this size and above are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// `/readyz` reports the database down when `SELECT 1` takes longer than this.
+pub const READINESS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn TaskStore>,
+    pub authenticator: Authenticator,
+    /// Metrics and the in-flight limit (see `operability`).
+    pub operability: Operability,
+}
+
+impl FromRef<AppState> for Authenticator {
+    fn from_ref(state: &AppState) -> Self {
+        state.authenticator.clone()
+    }
+}
+
+/// The public listener: the REST API and `/openapi.json`.
+pub fn public_router(state: AppState) -> Router {
+    let operability = state.operability.clone();
+    let router = Router::new()
+        .route("/tasks", get(routes::list_tasks).post(routes::create_task))
+        .route(
+            "/tasks/{id}",
+            get(routes::get_task)
+                .put(routes::update_task)
+                .delete(routes::delete_task),
+        )
+        .route("/openapi.json", get(openapi_document))
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // `Bytes` enforces this limit; the limit is exclusive of MAX_BODY_BYTES itself.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES - 1))
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(panic_response));
+    // Inside the correlation layer (429s carry the correlation id), outside every handler
+    // (a rejected request has no effect).
+    instrument_public(router, &operability).layer(axum::middleware::from_fn(correlate))
+}
+
+/// The admin listener: probes (and, added by the operability layer, /metrics).
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(operability::metrics))
+        .fallback(|| async { ApiError::NoRoute })
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(correlate))
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    // The panic message is logged by the panic hook; it never reaches the client.
+    ApiError::Internal("handler panicked".to_owned()).into_response()
+}
+
+async fn openapi_document() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn livez() -> &'static str {
+    "ok\n"
+}
+
+/// Ready once migrations are applied (the service does not listen before that) and the
+/// database answers `SELECT 1` within [`READINESS_PROBE_TIMEOUT`].
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping(READINESS_PROBE_TIMEOUT).await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(error) => ApiError::Unavailable(error.to_string()).into_response(),
+    }
+}

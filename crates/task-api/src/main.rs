@@ -1,0 +1,92 @@
+use std::process::ExitCode;
+
+use task_api::config::{Config, HELP};
+use task_api::{Application, DEV_SUBJECT};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if let Some(argument) = std::env::args().nth(1) {
+        if argument == "--help" || argument == "-h" {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        eprintln!(
+            "task-api takes no arguments (got {argument:?}); it is configured by environment variables.\n\n{HELP}"
+        );
+        return ExitCode::from(2);
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("task-api: {error}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    let telemetry =
+        match task_observability::init_telemetry(&task_api::operability::telemetry_config(&config))
+        {
+            Ok(guard) => guard,
+            Err(error) => {
+                eprintln!("task-api: telemetry setup failed: {error}");
+                return ExitCode::from(2);
+            }
+        };
+    let exit = serve(config).await;
+    // Last: delivers the log lines and spans of the shutdown itself.
+    telemetry.shutdown().await;
+    exit
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let application = match Application::build(config).await {
+        Ok(application) => application,
+        Err(error) => {
+            tracing::error!(%error, "startup failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(token) = application.dev_token() {
+        tracing::warn!(
+            subject = DEV_SUBJECT,
+            token,
+            "DEV MODE: tokens are signed by this process; never run like this in production"
+        );
+    }
+    tracing::info!(
+        public = %application.public_addr(),
+        admin = %application.admin_addr(),
+        "task-api listening"
+    );
+    match application.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,367 @@
+//! The ordering rules of `request_timestamp`, as pure functions over a task's full state.
+//!
+//! Every field remembers the timestamp of its last write; a write lands only if it is strictly
+//! newer. A delete leaves a tombstone with its timestamp. Because each decision depends only on
+//! the stored timestamps and the request's own, and every accepted write only moves timestamps
+//! forward, applying any set of requests in any order ends in the state of applying them in
+//! timestamp order.
+
+use chrono::NaiveDate;
+
+use crate::requests::{FieldSet, TaskPatch, ValidCreate};
+use crate::time::Micros;
+
+/// When each field was last written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldStamps {
+    pub title: Micros,
+    pub content: Micros,
+    pub due_date: Micros,
+    pub done: Micros,
+}
+
+impl FieldStamps {
+    fn all(at: Micros) -> Self {
+        Self {
+            title: at,
+            content: at,
+            due_date: at,
+            done: at,
+        }
+    }
+
+    /// The newest field write: a task's `updated_at`.
+    pub fn newest(&self) -> Micros {
+        self.title
+            .max(self.content)
+            .max(self.due_date)
+            .max(self.done)
+    }
+
+    /// The requested fields that a write at `at` would change.
+    fn newer_than(&self, requested: FieldSet, at: Micros) -> FieldSet {
+        FieldSet {
+            title: requested.title && at > self.title,
+            content: requested.content && at > self.content,
+            due_date: requested.due_date && at > self.due_date,
+            done: requested.done && at > self.done,
+        }
+    }
+}
+
+/// Everything stored about a task, including its ordering metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskState {
+    pub id: i64,
+    pub title: String,
+    pub content: String,
+    pub due_date: NaiveDate,
+    pub done: bool,
+    pub created_ts: Micros,
+    pub stamps: FieldStamps,
+    /// Set once, by the delete that removed the task.
+    pub deleted_ts: Option<Micros>,
+}
+
+/// What a PUT does to a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateDecision {
+    /// Writes these fields (never empty) -> 200.
+    Apply(FieldSet),
+    /// Older than the creation, than the delete, or than every requested field -> 409.
+    Stale,
+    /// Unknown, foreign, or deleted before this request -> 404.
+    NotFound,
+}
+
+/// What a DELETE does to a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteDecision {
+    /// Removes the task for good -> 200.
+    Delete,
+    /// Not newer than the creation, or not newer than an earlier delete -> 409.
+    Stale,
+    /// Unknown, foreign, or deleted before this request -> 404.
+    NotFound,
+}
+
+/// Decides a PUT of `requested` fields at `at` against the task's current state
+/// (`None`: no such task for this owner).
+pub fn decide_update(state: Option<&TaskState>, requested: FieldSet, at: Micros) -> UpdateDecision {
+    let Some(state) = state else {
+        return UpdateDecision::NotFound;
+    };
+    match state.deleted_ts {
+        Some(deleted) if at <= deleted => return UpdateDecision::Stale,
+        Some(_) => return UpdateDecision::NotFound,
+        None => {}
+    }
+    if at <= state.created_ts {
+        return UpdateDecision::Stale;
+    }
+    let written = state.stamps.newer_than(requested, at);
+    if written.is_empty() {
+        UpdateDecision::Stale
+    } else {
+        UpdateDecision::Apply(written)
+    }
+}
+
+/// Decides a DELETE at `at` against the task's current state.
+pub fn decide_delete(state: Option<&TaskState>, at: Micros) -> DeleteDecision {
+    let Some(state) = state else {
+        return DeleteDecision::NotFound;
+    };
+    match state.deleted_ts {
+        Some(deleted) if at <= deleted => DeleteDecision::Stale,
+        Some(_) => DeleteDecision::NotFound,
+        None if at <= state.created_ts => DeleteDecision::Stale,
+        None => DeleteDecision::Delete,
+    }
+}
+
+impl TaskState {
+    /// The state right after a creation.
+    pub fn created(id: i64, create: &ValidCreate) -> Self {
+        Self {
+            id,
+            title: create.title.clone(),
+            content: create.content.clone(),
+            due_date: create.due_date,
+            done: create.done,
+            created_ts: create.timestamp,
+            stamps: FieldStamps::all(create.timestamp),
+            deleted_ts: None,
+        }
+    }
+
+    /// Applies a PUT according to [`decide_update`]; returns the decision.
+    pub fn apply_update(&mut self, patch: &TaskPatch, at: Micros) -> UpdateDecision {
+        let decision = decide_update(Some(self), patch.fields(), at);
+        if let UpdateDecision::Apply(written) = decision {
+            if written.title {
+                self.title
+                    .clone_from(patch.title.as_ref().expect("requested"));
+                self.stamps.title = at;
+            }
+            if written.content {
+                self.content
+                    .clone_from(patch.content.as_ref().expect("requested"));
+                self.stamps.content = at;
+            }
+            if written.due_date {
+                self.due_date = patch.due_date.expect("requested");
+                self.stamps.due_date = at;
+            }
+            if written.done {
+                self.done = patch.done.expect("requested");
+                self.stamps.done = at;
+            }
+        }
+        decision
+    }
+
+    /// Applies a DELETE according to [`decide_delete`]; returns the decision.
+    pub fn apply_delete(&mut self, at: Micros) -> DeleteDecision {
+        let decision = decide_delete(Some(self), at);
+        if decision == DeleteDecision::Delete {
+            self.deleted_ts = Some(at);
+        }
+        decision
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.deleted_ts.is_none()
+    }
+
+    /// The client-visible task, if it is live.
+    pub fn to_task(&self) -> Option<crate::Task> {
+        self.is_live().then(|| crate::Task {
+            id: self.id,
+            title: self.title.clone(),
+            content: self.content.clone(),
+            due_date: self.due_date,
+            done: self.done,
+            created_at: self.created_ts,
+            updated_at: self.stamps.newest(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+
+    const CREATED: Micros = 1_000;
+
+    fn task() -> TaskState {
+        TaskState::created(
+            7,
+            &ValidCreate {
+                title: "t0".into(),
+                content: "c0".into(),
+                due_date: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+                done: false,
+                timestamp: CREATED,
+            },
+        )
+    }
+
+    fn title(text: &str) -> TaskPatch {
+        TaskPatch {
+            title: Some(text.into()),
+            ..TaskPatch::default()
+        }
+    }
+
+    #[test]
+    fn a_newer_put_writes_and_an_older_one_is_stale() {
+        let mut state = task();
+        assert!(matches!(
+            state.apply_update(&title("t2"), 2_000),
+            UpdateDecision::Apply(_)
+        ));
+        assert_eq!(
+            state.apply_update(&title("t1"), 1_500),
+            UpdateDecision::Stale
+        );
+        assert_eq!(
+            state.apply_update(&title("same instant"), 2_000),
+            UpdateDecision::Stale
+        );
+        assert_eq!(state.title, "t2");
+        assert_eq!(state.stamps.title, 2_000);
+        assert_eq!(state.to_task().unwrap().updated_at, 2_000);
+    }
+
+    #[test]
+    fn a_put_writes_only_its_fields_that_are_newer() {
+        let mut state = task();
+        state.apply_update(
+            &TaskPatch {
+                content: Some("c3".into()),
+                ..TaskPatch::default()
+            },
+            3_000,
+        );
+        let both = TaskPatch {
+            title: Some("t2".into()),
+            content: Some("c2".into()),
+            ..TaskPatch::default()
+        };
+        assert_eq!(
+            state.apply_update(&both, 2_000),
+            UpdateDecision::Apply(FieldSet {
+                title: true,
+                ..FieldSet::default()
+            })
+        );
+        assert_eq!((state.title.as_str(), state.content.as_str()), ("t2", "c3"));
+        assert_eq!(state.to_task().unwrap().updated_at, 3_000);
+    }
+
+    #[test]
+    fn nothing_at_or_before_creation_applies() {
+        let mut state = task();
+        assert_eq!(
+            state.apply_update(&title("x"), CREATED),
+            UpdateDecision::Stale
+        );
+        assert_eq!(state.apply_update(&title("x"), 10), UpdateDecision::Stale);
+        assert_eq!(state.apply_delete(CREATED), DeleteDecision::Stale);
+        assert!(state.is_live());
+    }
+
+    #[test]
+    fn a_delete_wins_over_earlier_and_later_puts_and_sets_the_tombstone() {
+        let mut state = task();
+        state.apply_update(&title("later"), 5_000);
+        assert_eq!(state.apply_delete(2_000), DeleteDecision::Delete);
+        assert_eq!(state.deleted_ts, Some(2_000));
+        assert_eq!(state.to_task(), None);
+        assert_eq!(
+            state.apply_update(&title("x"), 1_999),
+            UpdateDecision::Stale
+        );
+        assert_eq!(
+            state.apply_update(&title("x"), 2_000),
+            UpdateDecision::Stale
+        );
+        assert_eq!(
+            state.apply_update(&title("x"), 9_000),
+            UpdateDecision::NotFound
+        );
+        assert_eq!(state.apply_delete(1_500), DeleteDecision::Stale);
+        assert_eq!(state.apply_delete(9_000), DeleteDecision::NotFound);
+        assert_eq!(state.deleted_ts, Some(2_000));
+    }
+
+    #[test]
+    fn unknown_tasks_are_not_found() {
+        assert_eq!(
+            decide_update(None, title("x").fields(), 5),
+            UpdateDecision::NotFound
+        );
+        assert_eq!(decide_delete(None, 5), DeleteDecision::NotFound);
+    }
+
+    /// Whatever the arrival order, the final state equals timestamp order: the property the
+    /// storage and the multi-replica test rely on.
+    #[test]
+    fn any_arrival_order_converges_to_timestamp_order() {
+        #[derive(Clone, Debug)]
+        enum Op {
+            Put(TaskPatch, Micros),
+            Delete(Micros),
+        }
+        fn apply(state: &mut TaskState, op: &Op) {
+            match op {
+                Op::Put(patch, at) => {
+                    state.apply_update(patch, *at);
+                }
+                Op::Delete(at) => {
+                    state.apply_delete(*at);
+                }
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(0x7a5c);
+        for _ in 0..500 {
+            let mut stamps: Vec<Micros> = (0..12).map(|_| rng.random_range(1..3_000)).collect();
+            stamps.sort_unstable();
+            stamps.dedup();
+            let ops: Vec<Op> = stamps
+                .iter()
+                .map(|&at| {
+                    if rng.random_ratio(1, 8) {
+                        Op::Delete(at)
+                    } else {
+                        Op::Put(
+                            TaskPatch {
+                                title: rng.random_bool(0.5).then(|| format!("t{at}")),
+                                content: rng.random_bool(0.5).then(|| format!("c{at}")),
+                                due_date: None,
+                                done: Some(rng.random_bool(0.5)),
+                            },
+                            at,
+                        )
+                    }
+                })
+                .collect();
+            let mut expected = task();
+            for op in &ops {
+                apply(&mut expected, op);
+            }
+            let mut shuffled = ops.clone();
+            shuffled.shuffle(&mut rng);
+            let mut actual = task();
+            for op in &shuffled {
+                apply(&mut actual, op);
+            }
+            assert_eq!(actual.to_task(), expected.to_task(), "{shuffled:?}");
+            assert_eq!(actual.is_live(), expected.is_live());
+        }
+    }
+}
