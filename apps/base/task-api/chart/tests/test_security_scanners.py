@@ -4,11 +4,12 @@ scanned; every finding must be waived with a reason in scanner-waivers.yaml."""
 
 import json
 import os
+import subprocess
 
 import pytest
 import yaml
 
-from chart_harness import TESTS, helm_template, run, tool, value_sets
+from chart_harness import TESTS, helm_template, tool, value_sets
 
 WAIVERS = yaml.safe_load((TESTS / "scanner-waivers.yaml").read_text())
 
@@ -20,6 +21,36 @@ def rendered_dir(tmp_path_factory, value_set_dir):
         name = vs.name.replace("/", "-").removesuffix(".yaml") + ".yaml"
         (out / name).write_text(helm_template("-f", str(vs.path)).stdout)
     return out
+
+
+@pytest.fixture(scope="module")
+def scans(rendered_dir, tmp_path_factory):
+    """Starts both scanners at once (they dominate this folder's run time); each test waits
+    for its own."""
+    work = tmp_path_factory.mktemp("scans")
+    checkov = subprocess.Popen(
+        [tool("checkov"), "-d", str(rendered_dir), "--framework", "kubernetes", "--skip-download",
+         "--quiet", "-o", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, BC_SKIP_MAPPING="TRUE", LOG_LEVEL="ERROR"),
+    )
+    trivy_report = work / "trivy.json"
+    trivy = subprocess.Popen(
+        [tool("trivy"), "config", "--skip-check-update", "--quiet", "--format", "json",
+         "--cache-dir", str(work / "cache"), "--output", str(trivy_report), str(rendered_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    scans = {"checkov": checkov, "trivy": trivy, "trivy_report": trivy_report}
+    yield scans
+    for process in (checkov, trivy):
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def finished(process: subprocess.Popen) -> tuple[int, str, str]:
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stdout, stderr
 
 
 def test_every_waiver_has_a_reason():
@@ -36,16 +67,10 @@ def assert_findings_waived(scanner: str, findings: set[tuple[str, str]]):
     assert not stale, f"{scanner} waivers no longer needed, remove them: {stale}"
 
 
-def test_checkov(rendered_dir):
-    env = dict(os.environ, BC_SKIP_MAPPING="TRUE", LOG_LEVEL="ERROR")
-    result = run(
-        [tool("checkov"), "-d", str(rendered_dir), "--framework", "kubernetes", "--skip-download",
-         "--quiet", "-o", "json"],
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode in (0, 1), f"checkov crashed:\n{result.stderr[-3000:]}"
-    report = json.loads(result.stdout)
+def test_checkov(scans):
+    returncode, stdout, stderr = finished(scans["checkov"])
+    assert returncode in (0, 1), f"checkov crashed:\n{stderr[-3000:]}"
+    report = json.loads(stdout)
     reports = report if isinstance(report, list) else [report]
     findings = set()
     passed = 0
@@ -57,14 +82,10 @@ def test_checkov(rendered_dir):
     assert_findings_waived("checkov", findings)
 
 
-def test_trivy_config(rendered_dir, tmp_path):
-    report_path = tmp_path / "trivy.json"
-    run(
-        [tool("trivy"), "config", "--skip-check-update", "--quiet", "--format", "json",
-         "--cache-dir", str(tmp_path / "cache"), "--output", str(report_path), str(rendered_dir)],
-        timeout=300,
-    )
-    report = json.loads(report_path.read_text())
+def test_trivy_config(scans, rendered_dir):
+    returncode, _, stderr = finished(scans["trivy"])
+    assert returncode == 0, f"trivy failed:\n{stderr[-3000:]}"
+    report = json.loads(scans["trivy_report"].read_text())
     results = report.get("Results") or []
     assert len(results) == len(list(rendered_dir.glob("*.yaml"))), "trivy did not scan every rendered file"
     findings = {
