@@ -16,9 +16,12 @@ use axum::routing::post;
 use operability_support::{ServiceProcess, eventually};
 use task_testkit::TestDatabase;
 
+/// One POST a receiver got: path, content type, body.
+type Post = (String, Option<String>, Bytes);
+
 #[derive(Clone, Default)]
 struct Received {
-    requests: Arc<Mutex<Vec<(String, Option<String>, Bytes)>>>,
+    requests: Arc<Mutex<Vec<Post>>>,
 }
 
 impl Received {
