@@ -12,10 +12,12 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use task_domain::{
     DeleteDecision, TaskPatch, TaskState, UpdateDecision, ValidCreate, format_micros,
 };
-use task_testkit::{TestApp, TestDatabase, TestOptions};
+
+use task_testkit::{LocalIssuer, TestApp, TestDatabase, TestOptions};
 
 /// Base of all generated timestamps: 2024-01-01T00:00:00Z in microseconds.
 const EPOCH_2024: i64 = 1_704_067_200_000_000;
@@ -41,11 +43,11 @@ fn seed() -> u64 {
 }
 
 /// Starts `count` replicas at the same instant on one fresh database (so they also race on
-/// the migrations). Each replica signs its own dev-mode tokens; a subject is the same owner
-/// on every replica.
+/// the migrations), all trusting one OIDC issuer as in production.
 async fn replicas(database: &TestDatabase, count: usize) -> Vec<TestApp> {
+    let issuer = Arc::new(LocalIssuer::start().await);
     let started = futures::future::join_all(
-        (0..count).map(|_| TestApp::spawn(database, TestOptions::default())),
+        (0..count).map(|_| TestApp::spawn(database, TestOptions::with_issuer(issuer.clone()))),
     )
     .await;
     started

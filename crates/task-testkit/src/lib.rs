@@ -26,6 +26,23 @@ pub trait TokenIssuer: Send + Sync {
     fn audience(&self) -> &str;
     fn token(&self, subject: &str) -> String;
 }
+
+pub use task_auth::testing::LocalIssuer;
+
+/// The real in-process OIDC issuer (discovery + JWKS over HTTP, RSA keys).
+impl TokenIssuer for LocalIssuer {
+    fn url(&self) -> &str {
+        LocalIssuer::url(self)
+    }
+
+    fn audience(&self) -> &str {
+        LocalIssuer::audience(self)
+    }
+
+    fn token(&self, subject: &str) -> String {
+        LocalIssuer::token(self, subject)
+    }
+}
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
