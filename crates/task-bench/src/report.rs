@@ -1,0 +1,135 @@
+//! The table, in Markdown so that it can be pasted into docs/performance.md unchanged.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::pgbench::PgbenchResult;
+use crate::wrk::WrkResult;
+
+pub struct Row {
+    pub label: &'static str,
+    pub api: WrkResult,
+    pub db: PgbenchResult,
+}
+
+impl Row {
+    pub fn ratio(&self) -> f64 {
+        self.api.requests_per_second() / self.db.tps
+    }
+
+    pub fn p99_ratio(&self) -> f64 {
+        self.api.p99_us as f64 / self.db.p99_us.max(1) as f64
+    }
+
+    /// The per-workload targets: API/DB ≥ 50 %, p99 ≤ 2× pgbench p99, no errors.
+    pub fn misses(&self) -> Vec<&'static str> {
+        let mut misses = Vec::new();
+        if self.ratio() < 0.5 {
+            misses.push("API/DB < 50%");
+        }
+        if self.p99_ratio() > 2.0 {
+            misses.push("p99 > 2x pgbench");
+        }
+        if self.api.errors() > 0 || self.db.failed > 0 {
+            misses.push("errors");
+        }
+        misses
+    }
+}
+
+pub fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+pub fn render_table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| workload | API req/s | API p50 ms | API p99 ms | API errors | pgbench tps | pgbench p50 ms | pgbench p99 ms | API/DB | p99 API/DB | targets |\n",
+    );
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for row in rows {
+        let misses = row.misses();
+        let verdict = if misses.is_empty() {
+            "met".to_string()
+        } else {
+            misses.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {} | {} | {} ({} non-2xx, {} socket) | {:.0} | {} | {} | {:.0}% | {:.2}x | {} |",
+            row.label,
+            row.api.requests_per_second(),
+            ms(row.api.p50_us),
+            ms(row.api.p99_us),
+            row.api.errors(),
+            row.api.non_2xx,
+            row.api.socket_errors,
+            row.db.tps,
+            ms(row.db.p50_us),
+            ms(row.db.p99_us),
+            row.ratio() * 100.0,
+            row.p99_ratio(),
+            verdict,
+        );
+    }
+    out
+}
+
+pub fn process_line(peak_rss_kib: u64, time_to_ready: Duration) -> String {
+    let rss_mib = peak_rss_kib as f64 / 1024.0;
+    let ready_ms = time_to_ready.as_secs_f64() * 1000.0;
+    format!(
+        "replica peak RSS (VmHWM): {rss_mib:.1} MiB (target < 40 MiB: {}); process start to /readyz 200: {ready_ms:.0} ms (target < 1000 ms: {})",
+        if rss_mib < 40.0 { "met" } else { "missed" },
+        if ready_ms < 1000.0 { "met" } else { "missed" },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(api_rps: u64, api_p99: u64, db_tps: f64, db_p99: u64, non_2xx: u64) -> Row {
+        Row {
+            label: "GET /tasks/{id}",
+            api: WrkResult {
+                requests: api_rps * 10,
+                duration: Duration::from_secs(10),
+                p50_us: 1000,
+                p99_us: api_p99,
+                non_2xx,
+                socket_errors: 0,
+            },
+            db: PgbenchResult {
+                tps: db_tps,
+                transactions: 1,
+                failed: 0,
+                p50_us: 500,
+                p99_us: db_p99,
+            },
+        }
+    }
+
+    #[test]
+    fn verdicts_follow_the_targets() {
+        assert!(row(6000, 4000, 10_000.0, 2500, 0).misses().is_empty());
+        assert_eq!(
+            row(4000, 4000, 10_000.0, 2500, 0).misses(),
+            vec!["API/DB < 50%"]
+        );
+        assert_eq!(
+            row(6000, 6000, 10_000.0, 2500, 0).misses(),
+            vec!["p99 > 2x pgbench"]
+        );
+        assert_eq!(row(6000, 4000, 10_000.0, 2500, 1).misses(), vec!["errors"]);
+    }
+
+    #[test]
+    fn table_has_one_line_per_row_plus_header() {
+        let table = render_table(&[row(6000, 4000, 10_000.0, 2500, 0)]);
+        assert_eq!(table.lines().count(), 3);
+        assert!(table.contains("| 6000 |"), "{table}");
+        assert!(table.contains("| 60% |"), "{table}");
+        assert!(table.contains("| 1.60x | met |"), "{table}");
+    }
+}
