@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from opentofu_hcl import ENVS, stack, tfvars  # noqa: E402
+from opentofu_hcl import ENVS, STACKS, stack, tfvars  # noqa: E402
+
+REPO = STACKS.parents[1]
 
 CLUSTER_VARS_KEYS = {
     "cluster_name", "environment", "aws_region", "aws_account_id", "domain", "ecr_registry",
@@ -28,6 +31,32 @@ def test_flux_bootstraps_the_environments_path(platform):
     assert boot["path"] == "clusters/${var.environment}"
     assert boot["embedded_manifests"] is True
     assert "${kubernetes_config_map_v1.cluster_vars}" in boot["depends_on"]
+
+
+FILE_CALL = re.compile(r'^\$\{file\("(?P<path>[^"]+)"\)\}$')
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_bootstrap_keeps_the_committed_flux_system_kustomization(platform, env):
+    """Without kustomization_override, bootstrap rewrites the file and drops its patches."""
+    import yaml
+
+    override = platform.resource("flux_bootstrap_git", "this").get("kustomization_override")
+    assert override, "flux_bootstrap_git has no kustomization_override"
+    match = FILE_CALL.match(override)
+    assert match, override
+    path = (
+        match["path"]
+        .replace("${path.module}", str(STACKS / "platform"))
+        .replace("${var.environment}", env)
+    )
+    assert "${" not in path, path
+    target = Path(path).resolve()
+    assert target == REPO / "clusters" / env / "flux-system" / "kustomization.yaml"
+    kustomization = yaml.safe_load(target.read_text())
+    assert {"gotk-components.yaml", "gotk-sync.yaml"} <= set(kustomization["resources"])
+    patched = {p["target"]["name"] for p in kustomization.get("patches", [])}
+    assert "kustomize-controller" in patched
 
 
 def test_cluster_vars_configmap_has_every_key(platform):

@@ -56,4 +56,6 @@ resource "flux_bootstrap_git" "this" {
   toleration_keys = ["CriticalAddonsOnly"]
   network_policy  = true
   interval        = "1m0s"
+  # Bootstrap writes clusters/<env>/flux-system/kustomization.yaml itself; handing it the
+  # committed file keeps the kustomize-controller hardening patches instead of a bare default.
 }
