@@ -242,7 +242,9 @@ fn overload_response(reject: &OverloadRejection, request: &Request) -> Response 
         .headers_mut()
         .entry(header::RETRY_AFTER)
         .or_insert_with(|| HeaderValue::from(RETRY_AFTER_SECONDS));
-    tracing::warn!(
+    // Debug only: under a flood a line per rejection would amplify the overload into the
+    // log pipeline; the access line (status 429) and the rejection counter already tell.
+    tracing::debug!(
         route = route_label(request),
         method = %request.method(),
         "request rejected: in-flight limit reached"
