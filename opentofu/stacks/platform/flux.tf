@@ -58,4 +58,5 @@ resource "flux_bootstrap_git" "this" {
   interval        = "1m0s"
   # Bootstrap writes clusters/<env>/flux-system/kustomization.yaml itself; handing it the
   # committed file keeps the kustomize-controller hardening patches instead of a bare default.
+  kustomization_override = file("${path.module}/../../../clusters/${var.environment}/flux-system/kustomization.yaml")
 }
