@@ -81,12 +81,75 @@ def test_cluster_vars_values_come_from_the_right_places(platform):
     assert values["acm_certificate_arn"] == "${aws_acm_certificate_validation.environment.certificate_arn}"
 
 
-def test_external_secrets_reads_only_the_database_secret(platform):
+def _statements(platform, document: str) -> dict[str, dict]:
+    doc = platform.data["aws_iam_policy_document"][document]
+    return {st["sid"]: st for st in doc["statement"]}
+
+
+def _actions(statements: dict[str, dict]) -> set[str]:
+    return {a for st in statements.values() for a in st["actions"]}
+
+
+def test_external_secrets_policy_is_ours_and_read_only(platform):
     eso = platform.module("external_secrets_identity")
-    assert eso["attach_external_secrets_policy"] is True
-    assert eso["external_secrets_secrets_manager_arns"] == ["${local.database.db_master_secret_arn}"]
-    assert eso["external_secrets_ssm_parameter_arns"] == []
-    assert eso["external_secrets_create_permission"] is False
+    # The module's built-in External Secrets policy grants ListSecrets/BatchGetSecretValue on "*".
+    assert not eso.get("attach_external_secrets_policy", False)
+    assert eso["attach_custom_policy"] is True
+    assert eso["source_policy_documents"] == ["${data.aws_iam_policy_document.external_secrets.json}"]
+    statements = _statements(platform, "external_secrets")
+    assert _actions(statements) == {
+        "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "kms:Decrypt",
+    }
+    read = statements["ReadConsumedSecrets"]
+    assert read["resources"] == "${concat([local.database.db_master_secret_arn], local.operator_secret_arns)}"
+    decrypt = statements["DecryptDatabaseSecret"]
+    assert decrypt["resources"] == ["${local.database.db_kms_key_arn}"]
+    for st in statements.values():
+        assert st.get("effect", "Allow") == "Allow"
+        assert "*" not in st["resources"]
+
+
+def test_operator_secret_arns_are_exact_names_below_the_cluster(platform):
+    arns = platform.locals["operator_secret_arns"]
+    match = re.fullmatch(r'\$\{\[for (\w+) in local\.operator_secrets\[var\.environment\] : "(.*)"\]\}', arns)
+    assert match, arns
+    var, template = match.groups()
+    # -?????? matches exactly the six-character suffix Secrets Manager appends: no sibling
+    # secret whose name merely starts the same way, and nothing outside <cluster_name>/.
+    assert template == (
+        "arn:${data.aws_partition.current.partition}:secretsmanager:${var.aws_region}:"
+        "${data.aws_caller_identity.current.account_id}:secret:${local.cluster.cluster_name}/"
+        f"${{{var}}}-??????"
+    )
+
+
+def _external_secret_keys(env: str) -> set[str]:
+    """remoteRef keys of the ExternalSecrets that infrastructure/configs/<env> renders."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl not on PATH (source .ci/tools.sh)"
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(REPO / "infrastructure" / "configs" / env)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    keys = set()
+    # BaseLoader: Alertmanager matchers such as `matchType: =` are not plain YAML 1.1 scalars.
+    for doc in yaml.load_all(rendered, Loader=yaml.BaseLoader):
+        if doc and doc.get("kind") == "ExternalSecret":
+            for item in doc["spec"].get("data", []):
+                keys.add(item["remoteRef"]["key"])
+            assert "dataFrom" not in doc["spec"], "dataFrom needs ListSecrets; grant it deliberately"
+    return keys
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_external_secrets_may_read_exactly_what_the_flux_tree_references(platform, env):
+    granted = {f"${{cluster_name}}/{name}" for name in platform.locals["operator_secrets"][env]}
+    assert granted == _external_secret_keys(env)
 
 
 def test_workload_identities_bound_to_their_service_accounts(platform):

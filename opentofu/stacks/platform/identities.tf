@@ -30,6 +30,46 @@ module "aws_lb_controller_identity" {
   tags = local.workload_identity_defaults.tags
 }
 
+# Secrets the Flux tree reads through the ClusterSecretStore, besides the database secret
+# (remoteRef keys in infrastructure/configs). They are created by hand, outside OpenTofu, so
+# that their values never enter the state; see README.md. Each name is matched exactly: the
+# trailing -?????? is the random suffix Secrets Manager appends to every secret ARN.
+locals {
+  # Per environment, the names below <cluster_name>/ that infrastructure/configs/<env> renders.
+  operator_secrets = {
+    dev     = ["arc/github-app", "alertmanager/slack"]
+    staging = ["arc/github-app", "alertmanager/slack"]
+    prod    = ["arc/github-app", "alertmanager/slack", "alertmanager/pagerduty"]
+  }
+  operator_secret_arns = [
+    for name in local.operator_secrets[var.environment] :
+    "arn:${data.aws_partition.current.partition}:secretsmanager:${var.aws_region}:${data.aws_caller_identity.current.account_id}:secret:${local.cluster.cluster_name}/${name}-??????"
+  ]
+}
+
+# Read-only, and only the secrets this environment's workloads consume: no ListSecrets, no
+# BatchGetSecretValue, nothing on "*".
+data "aws_iam_policy_document" "external_secrets" {
+  statement {
+    sid       = "ReadConsumedSecrets"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = concat([local.database.db_master_secret_arn], local.operator_secret_arns)
+  }
+
+  # The database secret is encrypted with the database stack's key; the operator secrets use
+  # the AWS-managed aws/secretsmanager key, which needs no grant here.
+  statement {
+    sid       = "DecryptDatabaseSecret"
+    actions   = ["kms:Decrypt"]
+    resources = [local.database.db_kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${var.aws_region}.amazonaws.com"]
+    }
+  }
+}
+
 module "external_secrets_identity" {
   #checkov:skip=CKV_TF_1: registry module pinned to an exact version; registry sources cannot take a commit hash
   source  = "terraform-aws-modules/eks-pod-identity/aws"
@@ -39,13 +79,11 @@ module "external_secrets_identity" {
   use_name_prefix          = local.workload_identity_defaults.use_name_prefix
   permissions_boundary_arn = local.workload_identity_defaults.permissions_boundary_arn
 
-  # Read-only, and only the secrets this environment's workloads consume.
-  attach_external_secrets_policy        = true
-  external_secrets_policy_name          = "${local.name}-external-secrets"
-  external_secrets_secrets_manager_arns = [local.database.db_master_secret_arn]
-  external_secrets_kms_key_arns         = [local.database.db_kms_key_arn]
-  external_secrets_ssm_parameter_arns   = []
-  external_secrets_create_permission    = false
+  # The module's own External Secrets policy adds ListSecrets and BatchGetSecretValue on "*";
+  # this one grants only what the ExternalSecrets use (remoteRef by name, no find).
+  attach_custom_policy      = true
+  custom_policy_description = "External Secrets: read this environment's consumed secrets"
+  source_policy_documents   = [data.aws_iam_policy_document.external_secrets.json]
 
   associations = {
     controller = {
