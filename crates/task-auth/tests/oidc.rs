@@ -367,3 +367,22 @@ async fn tokens_for_another_audience_from_the_same_issuer_are_rejected() {
         .unwrap_err();
     assert_eq!(error.reason(), "audience");
 }
+
+#[tokio::test]
+async fn a_cached_token_is_refused_once_its_exp_has_passed() {
+    let issuer = LocalIssuer::start().await;
+    let mut settings = issuer.settings();
+    settings.leeway = Duration::ZERO;
+    let authenticator = Authenticator::oidc(settings).await.unwrap();
+    let short_lived = issuer.craft("alice").expires_in(2).build();
+    assert!(authenticate(&authenticator, &short_lived).await.is_ok());
+    assert!(
+        authenticate(&authenticator, &short_lived).await.is_ok(),
+        "served from the cache"
+    );
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let error = authenticate(&authenticator, &short_lived)
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "expired");
+}
