@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,7 +22,7 @@ use crate::openapi::ApiDoc;
 use crate::operability::{self, Operability, instrument_public};
 use crate::routes;
 
-/// Bodies of this size and above are refused with 413.
+/// Bodies of this size and above are refused with 413 (enforced by `extract::ValidJson`).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// `/readyz` reports the database down when `SELECT 1` takes longer than this.
 pub const READINESS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -56,8 +56,6 @@ pub fn public_router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_document))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // `Bytes` enforces this limit; the limit is exclusive of MAX_BODY_BYTES itself.
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES - 1))
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response));
     // Inside the correlation layer (429s carry the correlation id), outside every handler
