@@ -169,6 +169,48 @@ def test_workload_identities_bound_to_their_service_accounts(platform):
     assert autoscaler["cluster_autoscaler_cluster_names"] == ["${local.cluster.cluster_name}"]
 
 
+def _global_ecr_repositories() -> set[str]:
+    from opentofu_hcl import load_file
+
+    doc = load_file(STACKS / "global" / "ecr.tf")
+    (local,) = [b for b in doc["locals"] if "ecr_repositories" in b]
+    match = re.fullmatch(r"\$\{toset\(\[(.*)\]\)\}", local["ecr_repositories"])
+    assert match, local["ecr_repositories"]
+    return {name.strip().strip('"') for name in match[1].split(",")}
+
+
+def test_flux_source_controller_may_pull_only_the_task_api_repositories(platform):
+    """HelmRepository task-api-charts (provider: aws) authenticates as source-controller."""
+    flux = platform.module("flux_source_controller_identity")
+    (assoc,) = flux["associations"].values()
+    assert (assoc["namespace"], assoc["service_account"]) == ("flux-system", "source-controller")
+    assert assoc["cluster_name"] == "${local.cluster.cluster_name}"
+    assert flux["permissions_boundary_arn"] == "${local.workload_identity_defaults.permissions_boundary_arn}"
+    assert flux["attach_custom_policy"] is True
+    assert flux["source_policy_documents"] == ["${data.aws_iam_policy_document.flux_source_controller.json}"]
+
+    statements = _statements(platform, "flux_source_controller")
+    for st in statements.values():
+        assert st.get("effect", "Allow") == "Allow"
+        assert all(a.startswith("ecr:") for a in st["actions"]), st["actions"]
+        assert not any("Put" in a or "Upload" in a or "Delete" in a or "*" in a for a in st["actions"])
+    unscoped = [st for st in statements.values() if st["resources"] == ["*"]]
+    assert [st["actions"] for st in unscoped] == [["ecr:GetAuthorizationToken"]]
+    pull = [st for st in statements.values() if st["resources"] != ["*"]]
+    assert len(pull) == 1
+    assert {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"} <= set(pull[0]["actions"])
+    repos = {"charts/task-api", "task-api"}
+    assert repos <= _global_ecr_repositories()
+    assert sorted(pull[0]["resources"]) == sorted(
+        f'${{local.global.ecr_repository_arns["{r}"]}}' for r in repos
+    )
+    global_outputs = stack("global").outputs
+    assert "ecr_repository_arns" in global_outputs
+    assert global_outputs["ecr_repository_arns"]["value"] == (
+        "${{for name, r in aws_ecr_repository.this : name => r.arn}}"
+    )
+
+
 def test_git_token_is_sensitive_and_ephemeral(platform):
     token = platform.variables["flux_git_token"]
     assert token["sensitive"] is True

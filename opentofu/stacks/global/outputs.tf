@@ -28,6 +28,11 @@ output "ecr_repository_urls" {
   value       = { for name, r in aws_ecr_repository.this : name => r.repository_url }
 }
 
+output "ecr_repository_arns" {
+  description = "Image and chart repositories by name; environments grant pulls on them."
+  value       = { for name, r in aws_ecr_repository.this : name => r.arn }
+}
+
 output "workload_boundary_arns" {
   description = "Permissions boundary every role of an environment's stacks must carry."
   value       = { for env, p in aws_iam_policy.workload_boundary : env => p.arn }

@@ -140,3 +140,49 @@ module "task_api_identity" {
 
   tags = local.workload_identity_defaults.tags
 }
+
+# Flux's source-controller pulls the Task API chart from ECR (HelmRepository provider: aws);
+# read-only, and only the project's two repositories.
+data "aws_iam_policy_document" "flux_source_controller" {
+  statement {
+    sid       = "RegistryLogin"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "PullChartAndImage"
+    actions = [
+      "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+      "ecr:DescribeImages", "ecr:ListImages",
+    ]
+    resources = [
+      local.global.ecr_repository_arns["charts/task-api"],
+      local.global.ecr_repository_arns["task-api"],
+    ]
+  }
+}
+
+module "flux_source_controller_identity" {
+  #checkov:skip=CKV_TF_1: registry module pinned to an exact version; registry sources cannot take a commit hash
+  source  = "terraform-aws-modules/eks-pod-identity/aws"
+  version = "2.8.1"
+
+  name                     = "${local.name}-flux-source-controller"
+  use_name_prefix          = local.workload_identity_defaults.use_name_prefix
+  permissions_boundary_arn = local.workload_identity_defaults.permissions_boundary_arn
+
+  attach_custom_policy      = true
+  custom_policy_description = "Flux source-controller: pull the Task API chart and image from ECR"
+  source_policy_documents   = [data.aws_iam_policy_document.flux_source_controller.json]
+
+  associations = {
+    source-controller = {
+      cluster_name    = local.cluster.cluster_name
+      namespace       = "flux-system"
+      service_account = "source-controller"
+    }
+  }
+
+  tags = local.workload_identity_defaults.tags
+}
