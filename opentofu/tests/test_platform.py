@@ -59,6 +59,17 @@ def test_bootstrap_keeps_the_committed_flux_system_kustomization(platform, env):
     assert "kustomize-controller" in patched
 
 
+def test_bootstrap_waits_for_every_pod_identity(platform):
+    """A pod admitted before its association exists runs without AWS credentials until restarted."""
+    identities = {
+        name for name, call in platform.modules.items()
+        if call["source"] == "terraform-aws-modules/eks-pod-identity/aws"
+    }
+    assert "flux_source_controller_identity" in identities
+    depends_on = set(platform.resource("flux_bootstrap_git", "this")["depends_on"])
+    assert {f"${{module.{name}}}" for name in identities} <= depends_on
+
+
 def test_cluster_vars_configmap_has_every_key(platform):
     cm = platform.resource("kubernetes_config_map_v1", "cluster_vars")
     meta = cm["metadata"][0]

@@ -47,7 +47,16 @@ resource "kubernetes_config_map_v1" "cluster_vars" {
 }
 
 resource "flux_bootstrap_git" "this" {
-  depends_on = [kubernetes_config_map_v1.cluster_vars]
+  # Pod Identity injects credentials when a pod is admitted: every association must exist before
+  # bootstrap starts source-controller and Flux installs the controllers that use them.
+  depends_on = [
+    kubernetes_config_map_v1.cluster_vars,
+    module.flux_source_controller_identity,
+    module.external_secrets_identity,
+    module.aws_lb_controller_identity,
+    module.cluster_autoscaler_identity,
+    module.task_api_identity,
+  ]
 
   path = "clusters/${var.environment}"
   # Controller manifests come from the pinned provider build, not a download at apply time.
