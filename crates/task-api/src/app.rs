@@ -18,6 +18,7 @@ use utoipa::OpenApi;
 
 use crate::correlation::correlate;
 use crate::error::ApiError;
+use crate::extract::Authenticated;
 use crate::openapi::ApiDoc;
 use crate::operability::{self, Operability, instrument_public};
 use crate::routes;
@@ -80,7 +81,8 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal("handler panicked".to_owned()).into_response()
 }
 
-async fn openapi_document() -> impl IntoResponse {
+/// The document describes every endpoint, so it needs a bearer token like they do.
+async fn openapi_document(_caller: Authenticated) -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }
 

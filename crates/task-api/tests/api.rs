@@ -658,10 +658,17 @@ async fn listing_pages_in_id_order(backend: Backend) {
 
 async fn openapi_and_probes_are_served(backend: Backend) {
     let env = start(backend).await;
-    let document: Value = env
+    let unauthenticated = env
         .app
         .client
         .get(env.app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    let document: Value = env
+        .app
+        .request(reqwest::Method::GET, "/openapi.json", ALICE)
         .send()
         .await
         .unwrap()

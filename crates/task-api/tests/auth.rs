@@ -161,7 +161,6 @@ async fn every_refused_credential_on_every_task_endpoint_is_401_and_changes_noth
 }
 
 #[tokio::test]
-#[ignore = "task-api serves /openapi.json without authentication; the contract's Auth section and issue 4 ask for 401 there too"]
 async fn refused_credentials_on_the_openapi_document_are_401() {
     let env = start(Backend::Sqlite).await;
     for (name, authorization) in env.issuer.rejected_authorization_headers(ALICE) {
