@@ -59,7 +59,10 @@ fn is_unavailable(error: &DbErr) -> bool {
         return false;
     };
     match sqlx_error {
+        // A connection cut mid-message surfaces as a protocol error (unexpected EOF or a
+        // truncated frame) rather than an I/O error, depending on where the read stopped.
         sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
