@@ -54,20 +54,7 @@ fn id_of(task: &Value) -> i64 {
 
 /// Asserts an RFC 9457 problem with the given status whose correlation_id equals the header.
 async fn expect_problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status, "unexpected status");
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let header = response.headers()["correlation_id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert_eq!(body["correlation_id"], header.as_str());
-    assert!(body["title"].is_string());
-    body
+    task_testkit::expect_problem(response, status, "problem response").await
 }
 
 async fn creation_returns_the_task_and_its_location(backend: Backend) {

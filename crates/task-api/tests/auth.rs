@@ -69,23 +69,7 @@ async fn get_json(app: &TestApp, path: &str, subject: &str) -> (StatusCode, Valu
 
 /// 401, application/problem+json, `status` 401, `correlation_id` equal to the header.
 async fn expect_unauthorized(response: reqwest::Response, what: &str) {
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("application/problem+json"),
-        "{what}: content-type {content_type}"
-    );
-    let correlation_id = response.headers()["correlation_id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], 401, "{what}: {body}");
-    assert_eq!(body["correlation_id"], correlation_id.as_str(), "{what}");
-    assert!(body["title"].is_string(), "{what}: {body}");
+    task_testkit::expect_problem(response, StatusCode::UNAUTHORIZED, what).await;
 }
 
 /// Sends `method path` with `authorization` as the only credential (None: no header).

@@ -205,18 +205,7 @@ async fn correlation_ids_are_echoed_generated_and_put_into_problems() {
         (app.client.get(app.url("/tasks")), StatusCode::UNAUTHORIZED),
     ] {
         let response = request.send().await.unwrap();
-        assert_eq!(response.status(), expected_status);
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
-        let header = response.headers()["correlation_id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let problem: Value = response.json().await.unwrap();
-        assert_eq!(problem["correlation_id"], header.as_str());
-        assert_eq!(problem["status"], expected_status.as_u16());
+        task_testkit::expect_problem(response, expected_status, "problem response").await;
     }
 
     // The admin listener answers with correlation ids too (probes are requests like others).

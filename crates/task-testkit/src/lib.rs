@@ -351,3 +351,28 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// Asserts that `response` is an RFC 9457 problem document with `status`: the status line,
+/// `content-type: application/problem+json`, a `title`, and `status` and `correlation_id`
+/// fields equal to the status line and the `correlation_id` response header. Returns the body.
+pub async fn expect_problem(
+    response: reqwest::Response,
+    status: reqwest::StatusCode,
+    what: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status, "{what}: unexpected status");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "{what}"
+    );
+    let correlation_id = response.headers()["correlation_id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16(), "{what}: {body}");
+    assert_eq!(body["correlation_id"], correlation_id.as_str(), "{what}");
+    assert!(body["title"].is_string(), "{what}: {body}");
+    body
+}
