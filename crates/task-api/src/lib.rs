@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use task_auth::{Authenticator, OidcSettings};
-use task_store::{SqlTaskStore, StoreSettings};
+use task_store::{StoreSettings, TaskStore};
 use tokio::net::TcpListener;
 
 pub use app::{AppState, admin_router, public_router};
@@ -45,7 +45,6 @@ pub struct Application {
     public: TcpListener,
     admin: TcpListener,
     state: AppState,
-    store: SqlTaskStore,
     dev_token: Option<String>,
     shutdown_grace: Duration,
 }
@@ -59,7 +58,7 @@ impl Application {
             .map_err(StartupError::Migration)?;
         let mut settings = StoreSettings::new(config.database_url.clone());
         settings.max_connections = config.db_max_connections;
-        let store = SqlTaskStore::connect(&settings).await?;
+        let store = task_store::connect(&settings).await?;
         let (authenticator, dev_token) = if config.dev_mode {
             let (authenticator, token) = Authenticator::dev(DEV_SUBJECT);
             (authenticator, Some(token))
@@ -79,14 +78,10 @@ impl Application {
             public: bind(config.listen).await?,
             admin: bind(config.admin_listen).await?,
             state: AppState {
-                store: Arc::new(store.clone()),
+                store,
                 authenticator,
-                operability: operability::Operability::new(
-                    config.max_inflight,
-                    Some(store.connection().clone()),
-                ),
+                operability: operability::Operability::new(config.max_inflight),
             },
-            store,
             dev_token,
             shutdown_grace: config.shutdown_grace,
         })
@@ -113,8 +108,8 @@ impl Application {
         self.dev_token.as_deref()
     }
 
-    pub fn store(&self) -> &SqlTaskStore {
-        &self.store
+    pub fn store(&self) -> &Arc<dyn TaskStore> {
+        &self.state.store
     }
 
     pub fn state(&self) -> &AppState {
@@ -153,7 +148,7 @@ impl Application {
             }
             Err(_) => tracing::warn!("grace period over; dropping the remaining connections"),
         }
-        self.store.connection().clone().close().await.ok();
+        self.state.store.close().await;
         Ok(())
     }
 }

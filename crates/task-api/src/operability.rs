@@ -9,7 +9,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sea_orm::{ConnectionTrait as _, DatabaseBackend, DatabaseConnection};
 use task_observability::{
     BuildInfo, DbPoolStats, HttpMetricsLayer, InFlightLimitLayer, LogFormat as TelemetryFormat,
     Metrics, TEXT_CONTENT_TYPE, TelemetryConfig,
@@ -28,18 +27,15 @@ pub const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Operability {
     pub metrics: Metrics,
     pub max_inflight: usize,
-    /// The store's pool, sampled for the pool gauges at scrape time.
-    pub database: Option<DatabaseConnection>,
 }
 
 impl Operability {
-    pub fn new(max_inflight: usize, database: Option<DatabaseConnection>) -> Self {
+    pub fn new(max_inflight: usize) -> Self {
         let metrics = Metrics::new(&build_info())
             .expect("the metric families are statically valid and registered once");
         Self {
             metrics,
             max_inflight,
-            database,
         }
     }
 }
@@ -91,9 +87,12 @@ pub fn instrument_public(router: Router, operability: &Operability) -> Router {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let metrics = &state.operability.metrics;
     metrics.set_db_up(state.store.ping(DB_PROBE_TIMEOUT).await.is_ok());
-    if let Some(stats) = pool_stats(&state) {
-        metrics.set_db_pool(stats);
-    }
+    let pool = state.store.pool_stats();
+    metrics.set_db_pool(DbPoolStats {
+        idle: pool.open - pool.busy,
+        in_use: pool.busy,
+        max: pool.max,
+    });
     match metrics.render() {
         Ok(text) => ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], text).into_response(),
         Err(error) => {
@@ -101,33 +100,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-}
-
-fn pool_stats(state: &AppState) -> Option<DbPoolStats> {
-    let connection = state.operability.database.as_ref()?;
-    let (size, idle, max) = match connection.get_database_backend() {
-        DatabaseBackend::Postgres => {
-            let pool = connection.get_postgres_connection_pool();
-            (
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
-            )
-        }
-        DatabaseBackend::Sqlite => {
-            let pool = connection.get_sqlite_connection_pool();
-            (
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
-            )
-        }
-        _ => return None,
-    };
-    let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
-    Some(DbPoolStats {
-        idle,
-        in_use: size - idle,
-        max,
-    })
 }

@@ -37,13 +37,16 @@ const THREADS: u32 = 2;
 const CONNECTIONS: u32 = 64;
 
 const USAGE: &str = "usage: task-bench [--quick] [--no-build] [--db-max-connections N] \
-[--postgres-url postgres://user@host:port] [--out FILE] [--keep-databases]
+[--postgres-url postgres://user@host:port] [--out FILE] [--keep-databases] [--only LIST] [--env KEY=VALUE]...
   --quick                 1 s warm-up, 3 s measured, 1,000 seeded tasks: a smoke test of the harness
   --no-build              use the existing target/release/task-api
   --db-max-connections N  TASK_API_DB_MAX_CONNECTIONS of the replica (default 16, the service default)
   --postgres-url URL      server to create the throwaway databases on (default postgres://postgres@127.0.0.1:5432)
   --out FILE              also write the report (Markdown) to FILE
-  --keep-databases        leave task_bench_api and task_bench_pgbench behind for inspection";
+  --keep-databases        leave task_bench_api and task_bench_pgbench behind for inspection
+  --only LIST             run only these workloads, comma-separated: get,post,put,mix (default: all)
+  --env KEY=VALUE         extra environment of the replica, e.g. TASK_API_LOG_LEVEL=warn to see what
+                          logging costs (repeatable; printed in the report)";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -56,6 +59,8 @@ struct Options {
     out: Option<PathBuf>,
     keep_databases: bool,
     quick: bool,
+    workloads: Vec<Workload>,
+    replica_env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -70,6 +75,8 @@ impl Options {
             out: None,
             keep_databases: false,
             quick: false,
+            workloads: Workload::ALL.to_vec(),
+            replica_env: Vec::new(),
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -92,6 +99,14 @@ impl Options {
                         .map_err(|e| BenchError::Usage(format!("--db-max-connections: {e}")))?;
                 }
                 "--postgres-url" => options.postgres_url = value(&arg)?,
+                "--only" => options.workloads = Workload::parse_list(&value(&arg)?)?,
+                "--env" => {
+                    let pair = value(&arg)?;
+                    let (key, val) = pair.split_once('=').ok_or_else(|| {
+                        BenchError::Usage(format!("--env takes KEY=VALUE, got {pair}"))
+                    })?;
+                    options.replica_env.push((key.to_owned(), val.to_owned()));
+                }
                 "--out" => options.out = Some(PathBuf::from(value(&arg)?)),
                 "-h" | "--help" => return Err(BenchError::Usage(USAGE.into())),
                 other => {
@@ -202,6 +217,8 @@ async fn run(options: Options) -> Result<String, BenchError> {
         ("TASK_API_LOG_FORMAT".into(), "json".into()),
         ("TASK_API_LOG_LEVEL".into(), "info".into()),
     ];
+    // Later entries win: --env overrides the defaults above.
+    let replica_env = merge_env(replica_env, &options.replica_env);
     let replica_log = work_dir.join("replica.log");
     let replica = Replica::start(&binary, &replica_env, &replica_log).await?;
     log(format!(
@@ -226,7 +243,7 @@ async fn run(options: Options) -> Result<String, BenchError> {
     std::fs::write(&script, wrk::WORKLOAD_LUA).map_err(|e| BenchError::io(&script, e))?;
 
     let mut api_results = Vec::new();
-    for workload in Workload::ALL {
+    for &workload in &options.workloads {
         for (phase, duration) in [("warm-up", options.warmup), ("measured", options.measured)] {
             let run = WrkRun {
                 base_url: &replica.public_url,
@@ -400,6 +417,17 @@ impl PgbenchRunOwned {
     }
 }
 
+fn merge_env(
+    mut base: Vec<(String, String)>,
+    overrides: &[(String, String)],
+) -> Vec<(String, String)> {
+    for (key, value) in overrides {
+        base.retain(|(existing, _)| existing != key);
+        base.push((key.clone(), value.clone()));
+    }
+    base
+}
+
 /// The seeded ids as an integer range, which pgbench draws from; refuses gaps, because
 /// pgbench would then read missing rows (cheaper) where the API reads real ones.
 fn integer_id_range(ids: &[String]) -> Result<(i64, i64), BenchError> {
@@ -444,5 +472,19 @@ mod tests {
         assert!(quick.measured < default.measured && quick.seeds < default.seeds);
         assert!(Options::parse(vec!["--bogus".to_string()]).is_err());
         assert!(Options::parse(vec!["--db-max-connections".to_string()]).is_err());
+    }
+
+    #[test]
+    fn only_and_env_options() {
+        let args = ["--only", "put,get", "--env", "TASK_API_LOG_LEVEL=warn"];
+        let options = Options::parse(args.map(String::from)).unwrap();
+        assert_eq!(options.workloads, vec![Workload::Put, Workload::Get]);
+        let env = merge_env(
+            vec![("TASK_API_LOG_LEVEL".into(), "info".into())],
+            &options.replica_env,
+        );
+        assert_eq!(env, vec![("TASK_API_LOG_LEVEL".into(), "warn".into())]);
+        assert!(Options::parse(["--only", "delete"].map(String::from)).is_err());
+        assert!(Options::parse(["--env", "NOEQUALS"].map(String::from)).is_err());
     }
 }

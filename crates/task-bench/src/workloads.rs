@@ -27,6 +27,22 @@ impl Workload {
         }
     }
 
+    /// `get,put` → `[Get, Put]`, in the given order.
+    pub fn parse_list(list: &str) -> Result<Vec<Workload>, BenchError> {
+        list.split(',')
+            .map(|name| {
+                Workload::ALL
+                    .into_iter()
+                    .find(|workload| workload.wrk_mode() == name.trim())
+                    .ok_or_else(|| {
+                        BenchError::Usage(format!(
+                            "unknown workload {name:?}: use get, post, put or mix"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Workload::Get => "GET /tasks/{id}",

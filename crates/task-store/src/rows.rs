@@ -1,0 +1,168 @@
+//! The ordering flow of every write, written once over [`TaskRows`]: one method per statement
+//! of [`crate::sql`], implemented by each backend. The flow decides what a statement that did
+//! not apply means (404, 409 or "write again") with the pure rules of `task_domain`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use task_domain::{
+    DeleteDecision, Task, TaskPatch, TaskState, UpdateDecision, ValidCreate, decide_delete,
+    decide_update,
+};
+
+use crate::{Created, Idempotency, Page, PoolStats, StoreError, TaskStore};
+
+/// The statements of [`crate::sql`] on one backend. Each method is one round trip.
+#[async_trait]
+pub trait TaskRows: Send + Sync + 'static {
+    /// `INSERT_TASK`: the new row, or `None` when the idempotency key already exists.
+    async fn insert(
+        &self,
+        owner: &str,
+        create: &ValidCreate,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<TaskState>, StoreError>;
+    /// `SELECT_BY_IDEMPOTENCY_KEY`: the row and the fingerprint of the request that created it.
+    async fn by_idempotency_key(
+        &self,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<(TaskState, Option<String>)>, StoreError>;
+    /// `SELECT_LIVE_TASK`.
+    async fn live_task(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError>;
+    /// `SELECT_TASK_STATE` (tombstones included).
+    async fn task_state(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError>;
+    /// `LIST_LIVE_TASKS`.
+    async fn list(&self, owner: &str, page: Page) -> Result<Vec<TaskState>, StoreError>;
+    /// `UPDATE_TASK`: the merged row, or `None` when nothing applied.
+    async fn update(
+        &self,
+        owner: &str,
+        id: i64,
+        patch: &TaskPatch,
+        at: i64,
+    ) -> Result<Option<TaskState>, StoreError>;
+    /// `DELETE_TASK`: whether the task was tombstoned.
+    async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError>;
+    /// `SELECT 1` within `timeout`.
+    async fn ping(&self, timeout: Duration) -> Result<(), StoreError>;
+    fn pool_stats(&self) -> PoolStats;
+    async fn close(&self);
+}
+
+/// How often a write whose outcome raced with a concurrent creation is retried.
+const CLASSIFY_ATTEMPTS: usize = 3;
+
+/// A [`TaskStore`] on any [`TaskRows`].
+pub struct OrderedStore<R>(pub R);
+
+fn live(state: TaskState) -> Result<Task, StoreError> {
+    state.into_task().ok_or(StoreError::NotFound)
+}
+
+#[async_trait]
+impl<R: TaskRows> TaskStore for OrderedStore<R> {
+    async fn create(
+        &self,
+        owner: &str,
+        create: &ValidCreate,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Created, StoreError> {
+        if let Some(state) = self.0.insert(owner, create, idempotency).await? {
+            return Ok(Created {
+                task: live(state)?,
+                replayed: false,
+            });
+        }
+        // Only a conflicting Idempotency-Key suppresses the insert; the row that holds the
+        // key is committed (ON CONFLICT waited for it), so this read finds it.
+        let idempotency = idempotency.ok_or_else(|| {
+            StoreError::Database("insert without idempotency key returned no row".into())
+        })?;
+        let (existing, fingerprint) = self
+            .0
+            .by_idempotency_key(owner, &idempotency.key)
+            .await?
+            .ok_or_else(|| StoreError::Database("idempotency key vanished".into()))?;
+        if fingerprint.as_deref() != Some(idempotency.fingerprint.as_str()) {
+            return Err(StoreError::IdempotencyConflict);
+        }
+        Ok(Created {
+            task: existing.into_replay(),
+            replayed: true,
+        })
+    }
+
+    async fn get(&self, owner: &str, id: i64) -> Result<Task, StoreError> {
+        live(
+            self.0
+                .live_task(owner, id)
+                .await?
+                .ok_or(StoreError::NotFound)?,
+        )
+    }
+
+    async fn list(&self, owner: &str, page: Page) -> Result<Vec<Task>, StoreError> {
+        self.0
+            .list(owner, page)
+            .await?
+            .into_iter()
+            .map(live)
+            .collect()
+    }
+
+    async fn update(
+        &self,
+        owner: &str,
+        id: i64,
+        patch: &TaskPatch,
+        at: i64,
+    ) -> Result<Task, StoreError> {
+        for _ in 0..CLASSIFY_ATTEMPTS {
+            if let Some(state) = self.0.update(owner, id, patch, at).await? {
+                return live(state);
+            }
+            // Nothing applied. A write that did not apply changes nothing, so it can be
+            // answered from any later state: classify it against the current row. Should
+            // that row now accept it (the task was created meanwhile), write again.
+            let state = self.0.task_state(owner, id).await?;
+            match decide_update(state.as_ref(), patch.fields(), at) {
+                UpdateDecision::Stale => return Err(StoreError::Stale),
+                UpdateDecision::NotFound => return Err(StoreError::NotFound),
+                UpdateDecision::Apply(_) => continue,
+            }
+        }
+        Err(StoreError::Database(
+            "update kept racing with concurrent writes".into(),
+        ))
+    }
+
+    async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<(), StoreError> {
+        for _ in 0..CLASSIFY_ATTEMPTS {
+            if self.0.delete(owner, id, at).await? {
+                return Ok(());
+            }
+            let state = self.0.task_state(owner, id).await?;
+            match decide_delete(state.as_ref(), at) {
+                DeleteDecision::Stale => return Err(StoreError::Stale),
+                DeleteDecision::NotFound => return Err(StoreError::NotFound),
+                DeleteDecision::Delete => continue,
+            }
+        }
+        Err(StoreError::Database(
+            "delete kept racing with concurrent writes".into(),
+        ))
+    }
+
+    async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
+        self.0.ping(timeout).await
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        self.0.pool_stats()
+    }
+
+    async fn close(&self) {
+        self.0.close().await;
+    }
+}

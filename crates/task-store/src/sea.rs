@@ -1,0 +1,245 @@
+//! [`TaskRows`] on a sea-orm (sqlx) connection pool: the embedded SQLite backend. Statements
+//! run through the sqlx pool underneath, which caches them as prepared statements per
+//! connection.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, QueryResult,
+    Statement, Value,
+};
+use task_domain::{FieldStamps, TaskPatch, TaskState, ValidCreate};
+
+use crate::rows::TaskRows;
+use crate::{Idempotency, Page, PoolStats, StoreError, StoreSettings, sql};
+
+/// Statements in the dialect of the connected backend.
+#[derive(Debug)]
+struct Statements {
+    insert: String,
+    by_idempotency_key: String,
+    live_task: String,
+    task_state: String,
+    list: String,
+    update: String,
+    delete: String,
+}
+
+impl Statements {
+    fn for_backend(backend: DatabaseBackend) -> Self {
+        let dialect = |text: &str| match backend {
+            DatabaseBackend::Sqlite => sql::for_sqlite(text),
+            _ => text.to_owned(),
+        };
+        Self {
+            insert: dialect(sql::INSERT_TASK),
+            by_idempotency_key: dialect(sql::SELECT_BY_IDEMPOTENCY_KEY),
+            live_task: dialect(sql::SELECT_LIVE_TASK),
+            task_state: dialect(sql::SELECT_TASK_STATE),
+            list: dialect(sql::LIST_LIVE_TASKS),
+            update: dialect(sql::UPDATE_TASK),
+            delete: dialect(sql::DELETE_TASK),
+        }
+    }
+}
+
+pub struct SeaOrmRows {
+    connection: DatabaseConnection,
+    statements: Statements,
+}
+
+impl SeaOrmRows {
+    /// Connects (the database must exist and be migrated).
+    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(settings.url.clone());
+        options
+            .max_connections(settings.max_connections)
+            .min_connections(0)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_timeout(settings.acquire_timeout)
+            .idle_timeout(Duration::from_secs(300))
+            // A ping before every acquire would double the round trips of each request; a
+            // connection that died meanwhile fails its statement (503) and is discarded.
+            .test_before_acquire(false)
+            .sqlx_logging(false);
+        let connection = Database::connect(options).await?;
+        if connection.get_database_backend() == DatabaseBackend::Sqlite {
+            // WAL lets readers proceed while one writer commits; the setting persists in the
+            // file. sqlx already waits up to 5 s on a locked database (busy_timeout).
+            connection
+                .execute_unprepared("PRAGMA journal_mode=WAL")
+                .await?;
+        }
+        let statements = Statements::for_backend(connection.get_database_backend());
+        Ok(Self {
+            connection,
+            statements,
+        })
+    }
+
+    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.connection.get_database_backend(), sql, values)
+    }
+
+    async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<TaskState>, StoreError> {
+        let row = self
+            .connection
+            .query_one(self.statement(sql, values))
+            .await?;
+        row.as_ref().map(decode_state).transpose()
+    }
+}
+
+fn decode_state(row: &QueryResult) -> Result<TaskState, StoreError> {
+    let get_i64 = |column: &str| row.try_get::<i64>("", column);
+    Ok(TaskState {
+        id: get_i64("id")?,
+        title: row.try_get("", "title")?,
+        content: row.try_get("", "content")?,
+        due_date: row.try_get::<NaiveDate>("", "due_date")?,
+        done: row.try_get("", "done")?,
+        created_ts: get_i64("created_ts")?,
+        stamps: FieldStamps {
+            title: get_i64("title_ts")?,
+            content: get_i64("content_ts")?,
+            due_date: get_i64("due_date_ts")?,
+            done: get_i64("done_ts")?,
+        },
+        deleted_ts: row.try_get::<Option<i64>>("", "deleted_ts")?,
+    })
+}
+
+#[async_trait]
+impl TaskRows for SeaOrmRows {
+    async fn insert(
+        &self,
+        owner: &str,
+        create: &ValidCreate,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<TaskState>, StoreError> {
+        let values = vec![
+            owner.into(),
+            create.title.as_str().into(),
+            create.content.as_str().into(),
+            create.due_date.into(),
+            create.done.into(),
+            create.timestamp.into(),
+            idempotency.map(|i| i.key.clone()).into(),
+            idempotency.map(|i| i.fingerprint.clone()).into(),
+        ];
+        self.one(&self.statements.insert, values).await
+    }
+
+    async fn by_idempotency_key(
+        &self,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<(TaskState, Option<String>)>, StoreError> {
+        let row = self
+            .connection
+            .query_one(self.statement(
+                &self.statements.by_idempotency_key,
+                vec![owner.into(), key.into()],
+            ))
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let fingerprint: Option<String> = row.try_get("", "request_fingerprint")?;
+        Ok(Some((decode_state(&row)?, fingerprint)))
+    }
+
+    async fn live_task(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
+        self.one(&self.statements.live_task, vec![id.into(), owner.into()])
+            .await
+    }
+
+    async fn task_state(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
+        self.one(&self.statements.task_state, vec![id.into(), owner.into()])
+            .await
+    }
+
+    async fn list(&self, owner: &str, page: Page) -> Result<Vec<TaskState>, StoreError> {
+        let values = vec![
+            owner.into(),
+            page.after.into(),
+            i64::from(page.limit).into(),
+        ];
+        let rows = self
+            .connection
+            .query_all(self.statement(&self.statements.list, values))
+            .await?;
+        rows.iter().map(decode_state).collect()
+    }
+
+    async fn update(
+        &self,
+        owner: &str,
+        id: i64,
+        patch: &TaskPatch,
+        at: i64,
+    ) -> Result<Option<TaskState>, StoreError> {
+        let values = vec![
+            id.into(),
+            owner.into(),
+            at.into(),
+            patch.title.clone().into(),
+            patch.content.clone().into(),
+            patch.due_date.into(),
+            patch.done.into(),
+        ];
+        self.one(&self.statements.update, values).await
+    }
+
+    async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError> {
+        let row = self
+            .connection
+            .query_one(self.statement(
+                &self.statements.delete,
+                vec![id.into(), owner.into(), at.into()],
+            ))
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
+        let probe = self.connection.execute_unprepared("SELECT 1");
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(result) => result.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "SELECT 1 did not answer within {timeout:?}"
+            ))),
+        }
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let (open, idle, max) = match self.connection.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                let pool = self.connection.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => {
+                let pool = self.connection.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(open);
+        PoolStats {
+            open,
+            busy: open - idle,
+            max,
+        }
+    }
+
+    async fn close(&self) {
+        self.connection.clone().close().await.ok();
+    }
+}
