@@ -93,8 +93,8 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
-        let route = route_label(&request).to_owned();
-        let method = request.method().as_str().to_owned();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let method = request.method().clone();
         let metrics = self.metrics.clone();
         let auth_failure_reason = self.auth_failure_reason;
         // The clone that was driven to readiness serves this request; the fresh clone waits
@@ -105,9 +105,9 @@ where
             let response = inner.call(request).await?;
             let status = response.status();
             metrics.observe_request(
-                &route,
-                &method,
-                status.as_u16(),
+                route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
+                method.as_str(),
+                status,
                 started.elapsed().as_secs_f64(),
             );
             if status == StatusCode::UNAUTHORIZED {
@@ -268,10 +268,11 @@ pub fn request_span<B>(request: &axum::http::Request<B>, correlation_id: &str) -
         path = request.uri().path(),
         status = tracing::field::Empty,
         otel.kind = "server",
-        otel.name = format!("{} {}", request.method(), route),
+        otel.name = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
     if telemetry::trace_export_enabled() {
+        span.record("otel.name", format!("{} {}", request.method(), route));
         telemetry::continue_remote_trace(&span, request.headers());
     }
     span

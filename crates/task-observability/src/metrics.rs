@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -157,8 +159,7 @@ impl Metrics {
 
     /// One answered request. `route` must be a route template (bounded cardinality), never
     /// the raw path.
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
+    pub fn observe_request(&self, route: &str, method: &str, status: StatusCode, seconds: f64) {
         let labels = [route, method, status.as_str()];
         let families = &self.inner;
         families
@@ -245,9 +246,9 @@ mod tests {
     #[test]
     fn request_observations_are_labelled_by_route_method_status() {
         let metrics = metrics();
-        metrics.observe_request("/tasks/{id}", "GET", 404, 0.003);
-        metrics.observe_request("/tasks/{id}", "GET", 404, 0.004);
-        metrics.observe_request("/tasks", "POST", 201, 0.02);
+        metrics.observe_request("/tasks/{id}", "GET", StatusCode::NOT_FOUND, 0.003);
+        metrics.observe_request("/tasks/{id}", "GET", StatusCode::NOT_FOUND, 0.004);
+        metrics.observe_request("/tasks", "POST", StatusCode::CREATED, 0.02);
         let text = metrics.render().unwrap();
         assert!(
             text.contains(

@@ -1,8 +1,8 @@
 //! [`TaskRows`] on PostgreSQL through tokio-postgres, with requests pipelined.
 //!
 //! A small, fixed set of connections is shared by all requests: each statement goes to the
-//! next connection in turn, and statements issued while earlier ones are still in flight on
-//! that connection are written behind them without waiting (the extended protocol allows it;
+//! connection with the fewest statements in flight, and statements issued while earlier ones
+//! are still in flight on that connection are written behind them without waiting (the extended protocol allows it;
 //! each statement keeps its own Sync, so each commits or fails on its own). A backend then
 //! finds its next statement already in its socket buffer instead of sleeping between
 //! statements, which is what makes the database do several times more work per CPU second
@@ -118,10 +118,14 @@ impl PipelinedPostgres {
         Ok(store)
     }
 
-    /// The next connection in turn, opened first if it is not open.
+    /// The connection with the fewest statements in flight (so that a read does not queue
+    /// behind a commit waiting for its WAL flush when another connection is free), opened
+    /// first if it is not open.
     async fn acquire(&self) -> Result<InFlight<'_>, StoreError> {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let slot = &self.slots[index];
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = &self.slots[least_busy(self.slots.len(), start, |index| {
+            self.slots[index].in_flight.load(Ordering::Relaxed)
+        })];
         let connection = match slot.live() {
             Some(connection) => connection,
             None => self.reconnect(slot).await?,
@@ -193,6 +197,23 @@ impl PipelinedPostgres {
             .query_opt(statement(&connection.prepared), params)
             .await?)
     }
+}
+
+/// The index of the smallest load, searching from `start` (modulo the length) so that ties
+/// rotate over the slots instead of always picking the first.
+fn least_busy(count: usize, start: usize, load: impl Fn(usize) -> usize) -> usize {
+    let mut best = (usize::MAX, 0);
+    for offset in 0..count {
+        let index = (start + offset) % count;
+        let current = load(index);
+        if current < best.0 {
+            best = (current, index);
+            if current == 0 {
+                break;
+            }
+        }
+    }
+    best.1
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -453,5 +474,22 @@ impl ServerCertVerifier for EncryptOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_busy_slot_wins_and_ties_rotate() {
+        let pick = |loads: [usize; 3], start| least_busy(3, start, |index| loads[index]);
+        assert_eq!(pick([3, 1, 2], 0), 1);
+        assert_eq!(pick([3, 1, 2], 2), 1);
+        assert_eq!(pick([0, 0, 0], 0), 0);
+        assert_eq!(pick([0, 0, 0], 4), 1);
+        assert_eq!(pick([1, 0, 0], 0), 1);
+        assert_eq!(pick([1, 0, 0], 2), 2);
+        assert_eq!(pick([2, 2, 2], 1), 1);
     }
 }
