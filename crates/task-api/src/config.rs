@@ -47,7 +47,7 @@ task-api: the Task API service. Configured only by environment variables:
 
   TASK_API_LISTEN                  public listener (REST API, /openapi.json)  [127.0.0.1:8080]
   TASK_API_ADMIN_LISTEN            admin listener (/livez, /readyz, /metrics) [127.0.0.1:9090]
-  DATABASE_URL                     postgres://... or sqlite://...  [sqlite://task-api.sqlite?mode=rwc]
+  DATABASE_URL                     postgres://...[?sslmode=disable|prefer|require] or sqlite://...  [sqlite://task-api.sqlite?mode=rwc]
   OIDC_ISSUER_URL                  token issuer (discovery at {issuer}/.well-known/openid-configuration)
   OIDC_AUDIENCE                    required `aud` of access tokens
   TASK_API_DEV_MODE                true|false; dev mode signs its own tokens  [true iff OIDC_ISSUER_URL unset]
@@ -56,7 +56,7 @@ task-api: the Task API service. Configured only by environment variables:
   TASK_API_LOG_LEVEL               tracing filter, e.g. info or task_api=debug  [info]
   TASK_API_LOKI_URL                optional Loki push endpoint
   OTEL_EXPORTER_OTLP_ENDPOINT      optional OTLP/HTTP traces endpoint
-  TASK_API_DB_MAX_CONNECTIONS      database pool size  [16]
+  TASK_API_DB_MAX_CONNECTIONS      database connections (PostgreSQL pipelines statements on them)  [16]
   TASK_API_SHUTDOWN_GRACE_SECONDS  time to finish in-flight requests after SIGTERM  [25]
 ";
 

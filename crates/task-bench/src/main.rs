@@ -38,7 +38,9 @@ const CONNECTIONS: u32 = 64;
 
 const USAGE: &str = "usage: task-bench [--quick] [--no-build] [--db-max-connections N] \
 [--postgres-url postgres://user@host:port] [--out FILE] [--keep-databases] [--only LIST] [--env KEY=VALUE]...
-  --quick                 1 s warm-up, 3 s measured, 1,000 seeded tasks: a smoke test of the harness
+[--rounds N]
+  --quick                 1 s warm-up, 3 s measured, 1,000 seeded tasks, 1 round: a smoke test of the harness
+  --rounds N              wrk-then-pgbench pairs per workload; the table shows the median pair (default 3)
   --no-build              use the existing target/release/task-api
   --db-max-connections N  TASK_API_DB_MAX_CONNECTIONS of the replica (default 16, the service default)
   --postgres-url URL      server to create the throwaway databases on (default postgres://postgres@127.0.0.1:5432)
@@ -61,6 +63,7 @@ struct Options {
     quick: bool,
     workloads: Vec<Workload>,
     replica_env: Vec<(String, String)>,
+    rounds: usize,
 }
 
 impl Options {
@@ -77,6 +80,7 @@ impl Options {
             quick: false,
             workloads: Workload::ALL.to_vec(),
             replica_env: Vec::new(),
+            rounds: 3,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -90,6 +94,14 @@ impl Options {
                     options.warmup = Duration::from_secs(1);
                     options.measured = Duration::from_secs(3);
                     options.seeds = 1_000;
+                    options.rounds = 1;
+                }
+                "--rounds" => {
+                    options.rounds = value(&arg)?
+                        .parse()
+                        .ok()
+                        .filter(|rounds| *rounds > 0)
+                        .ok_or_else(|| BenchError::Usage("--rounds takes a number > 0".into()))?;
                 }
                 "--no-build" => options.build = false,
                 "--keep-databases" => options.keep_databases = true,
@@ -242,36 +254,62 @@ async fn run(options: Options) -> Result<String, BenchError> {
     let script = work_dir.join("workload.lua");
     std::fs::write(&script, wrk::WORKLOAD_LUA).map_err(|e| BenchError::io(&script, e))?;
 
-    let mut api_results = Vec::new();
+    // pgbench works on a copy of the seeded table, made now so that each workload's API run
+    // and pgbench run follow each other within seconds: on a shared machine the speed of
+    // both drifts over minutes, and only runs close in time compare fairly. A template copy
+    // needs its source idle, so the replica restarts around it.
+    let time_to_ready = replica.time_to_ready;
+    replica.stop()?;
+    server.recreate_database(DB_COPY_DATABASE, Some(API_DATABASE))?;
+    let replica = Replica::start(&binary, &replica_env, &replica_log).await?;
+    let db_url = server.url(DB_COPY_DATABASE);
+    let slice = (ids.len() as u64 / u64::from(CONNECTIONS)).max(1);
+
+    let mut rows = Vec::new();
     for &workload in &options.workloads {
-        for (phase, duration) in [("warm-up", options.warmup), ("measured", options.measured)] {
-            let run = WrkRun {
-                base_url: &replica.public_url,
-                script: &script,
-                mode: workload.wrk_mode(),
-                ids_file: &ids_file,
-                token: &token,
-                threads: THREADS,
-                connections: CONNECTIONS,
-                duration,
-            };
-            let result = run_wrk(run).await?;
-            log(format!(
-                "wrk {} {phase}: {:.0} req/s, p99 {} ms, {} errors",
-                workload.label(),
-                result.requests_per_second(),
-                report::ms(result.p99_us),
-                result.errors()
-            ));
-            if phase == "measured" {
-                api_results.push((workload, result));
-            }
+        let mut script_paths = Vec::new();
+        for (name, text, weight) in workloads::scripts_for(workload)? {
+            let path = work_dir.join(format!("{name}.sql"));
+            std::fs::write(&path, text).map_err(|e| BenchError::io(&path, e))?;
+            script_paths.push((path, weight));
         }
+        let mut pairs = Vec::new();
+        for round in 1..=options.rounds {
+            let api = measure_api(
+                &options,
+                workload,
+                round,
+                WrkRun {
+                    base_url: &replica.public_url,
+                    script: &script,
+                    mode: workload.wrk_mode(),
+                    ids_file: &ids_file,
+                    token: &token,
+                    threads: THREADS,
+                    connections: CONNECTIONS,
+                    duration: options.measured,
+                },
+            )
+            .await?;
+            let db = measure_db(
+                &options,
+                workload,
+                round,
+                PgbenchRunOwned {
+                    database_url: db_url.clone(),
+                    scripts: script_paths.clone(),
+                    duration: options.measured,
+                    defines: pgbench_defines(id_min, id_max, slice),
+                    log_dir: Some(work_dir.join(format!("pgbench-{}", workload.wrk_mode()))),
+                },
+            )
+            .await?;
+            pairs.push((api, db));
+        }
+        rows.push(Row::median_of(workload.label(), pairs));
     }
     let peak_rss_kib = replica.peak_rss_kib()?;
-    let time_to_ready = replica.time_to_ready;
-    let stopped = replica.stop();
-    if let Err(e) = stopped {
+    if let Err(e) = replica.stop() {
         log(format!("replica stop: {e}"));
     }
 
@@ -279,64 +317,6 @@ async fn run(options: Options) -> Result<String, BenchError> {
     let jwt_cost = jwt::measure(&issuer, jwt_samples).await?;
     log(jwt_cost.line());
 
-    server.recreate_database(DB_COPY_DATABASE, Some(API_DATABASE))?;
-    let db_url = server.url(DB_COPY_DATABASE);
-    let slice = (ids.len() as u64 / u64::from(CONNECTIONS)).max(1);
-    let mut rows = Vec::new();
-    for (workload, api) in api_results {
-        let mut script_paths = Vec::new();
-        for (name, text, weight) in workloads::scripts_for(workload)? {
-            let path = work_dir.join(format!("{name}.sql"));
-            std::fs::write(&path, text).map_err(|e| BenchError::io(&path, e))?;
-            script_paths.push((path, weight));
-        }
-        let mut db = None;
-        for (phase, duration) in [("warm-up", options.warmup), ("measured", options.measured)] {
-            let base_us = chrono::Utc::now().timestamp_micros();
-            let defines: Vec<(String, String)> = [
-                ("owner", SUBJECT.to_string()),
-                ("id_min", id_min.to_string()),
-                ("id_max", id_max.to_string()),
-                ("slice", slice.to_string()),
-                ("clients", CONNECTIONS.to_string()),
-                ("base", base_us.to_string()),
-                ("n", "0".to_string()),
-                ("title", "renamed by pgbench".to_string()),
-                ("content", "created by the benchmark".to_string()),
-                ("due_date", "2031-06-15".to_string()),
-                ("done_false", "false".to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-            let log_dir = work_dir.join(format!("pgbench-{}", workload.wrk_mode()));
-            let run = PgbenchRunOwned {
-                database_url: db_url.clone(),
-                scripts: script_paths.clone(),
-                duration,
-                defines,
-                log_dir: (phase == "measured").then_some(log_dir),
-            };
-            let result = blocking(move || run.run()).await?;
-            log(format!(
-                "pgbench {} {phase}: {:.0} tps, p99 {} ms, {} failed",
-                workload.label(),
-                result.tps,
-                report::ms(result.p99_us),
-                result.failed
-            ));
-            db = Some(result);
-        }
-        let db = db.ok_or_else(|| BenchError::Parse {
-            tool: "pgbench",
-            reason: "no measured run".into(),
-        })?;
-        rows.push(Row {
-            label: workload.label(),
-            api,
-            db,
-        });
-    }
     if !options.keep_databases {
         server.drop_database(DB_COPY_DATABASE)?;
         server.drop_database(API_DATABASE)?;
@@ -357,10 +337,11 @@ async fn run(options: Options) -> Result<String, BenchError> {
         "- PostgreSQL: {pg_version}; fsync = {fsync}; synchronous_commit = {synchronous_commit}\n"
     ));
     out.push_str(&format!(
-        "- load: wrk {THREADS} threads, {CONNECTIONS} keep-alive connections; pgbench -M prepared -c {CONNECTIONS} -j {THREADS}; {} s warm-up then {} s measured; {} tasks seeded through the API for one subject\n",
+        "- load: wrk {THREADS} threads, {CONNECTIONS} keep-alive connections; pgbench -M prepared -c {CONNECTIONS} -j {THREADS}; {} s warm-up then {} s measured; {} tasks seeded through the API for one subject; {} round(s) of wrk then pgbench per workload, the median round shown\n",
         options.warmup.as_secs(),
         options.measured.as_secs(),
-        ids.len()
+        ids.len(),
+        options.rounds
     ));
     let env_line: Vec<String> = replica_env
         .iter()
@@ -386,6 +367,77 @@ async fn run(options: Options) -> Result<String, BenchError> {
         std::fs::write(path, &out).map_err(|e| BenchError::io(path, e))?;
     }
     Ok(out)
+}
+
+/// Warm-up (discarded), then the measured wrk run.
+async fn measure_api(
+    options: &Options,
+    workload: Workload,
+    round: usize,
+    measured: WrkRun<'_>,
+) -> Result<wrk::WrkResult, BenchError> {
+    let warm_up = WrkRun {
+        duration: options.warmup,
+        ..measured
+    };
+    run_wrk(warm_up).await?;
+    let result = run_wrk(measured).await?;
+    log(format!(
+        "round {round} wrk {}: {:.0} req/s, p99 {} ms, {} errors",
+        workload.label(),
+        result.requests_per_second(),
+        report::ms(result.p99_us),
+        result.errors()
+    ));
+    Ok(result)
+}
+
+/// Warm-up (discarded), then the measured pgbench run.
+async fn measure_db(
+    options: &Options,
+    workload: Workload,
+    round: usize,
+    measured: PgbenchRunOwned,
+) -> Result<pgbench::PgbenchResult, BenchError> {
+    let warm_up = PgbenchRunOwned {
+        duration: options.warmup,
+        log_dir: None,
+        defines: measured.defines.clone(),
+        scripts: measured.scripts.clone(),
+        database_url: measured.database_url.clone(),
+    };
+    blocking(move || warm_up.run()).await?;
+    let result = blocking(move || measured.run()).await?;
+    log(format!(
+        "round {round} pgbench {}: {:.0} tps, p99 {} ms, {} failed",
+        workload.label(),
+        result.tps,
+        report::ms(result.p99_us),
+        result.failed
+    ));
+    Ok(result)
+}
+
+/// pgbench variables; `base` (the first PUT timestamp) is the wall clock now, newer than
+/// every write made before.
+fn pgbench_defines(id_min: i64, id_max: i64, slice: u64) -> Vec<(String, String)> {
+    let base_us = chrono::Utc::now().timestamp_micros();
+    [
+        ("owner", SUBJECT.to_string()),
+        ("id_min", id_min.to_string()),
+        ("id_max", id_max.to_string()),
+        ("slice", slice.to_string()),
+        ("clients", CONNECTIONS.to_string()),
+        ("base", base_us.to_string()),
+        ("n", "0".to_string()),
+        ("title", "renamed by pgbench".to_string()),
+        ("content", "created by the benchmark".to_string()),
+        ("due_date", "2031-06-15".to_string()),
+        ("done_false", "false".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 async fn run_wrk(run: WrkRun<'_>) -> Result<wrk::WrkResult, BenchError> {

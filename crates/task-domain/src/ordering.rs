@@ -304,7 +304,10 @@ mod tests {
         assert_eq!(state.to_task(), None);
         assert_eq!(state.clone().into_task(), None);
         let replayed = state.clone().into_replay();
-        assert_eq!((replayed.id, replayed.title.as_str()), (state.id, state.title.as_str()));
+        assert_eq!(
+            (replayed.id, replayed.title.as_str()),
+            (state.id, state.title.as_str())
+        );
         assert_eq!(
             state.apply_update(&title("x"), 1_999),
             UpdateDecision::Stale

@@ -2,8 +2,8 @@
 //! service, and a temporary SQLite file.
 
 use chrono::NaiveDate;
-use task_domain::{TaskPatch, ValidCreate};
 use std::sync::Arc;
+use task_domain::{TaskPatch, ValidCreate};
 
 use task_store::{Idempotency, Page, StoreError, StoreSettings, TaskStore};
 use task_testkit::{Backend, TestDatabase};
