@@ -1,8 +1,9 @@
 //! [`TaskRows`] on PostgreSQL through tokio-postgres, with requests pipelined.
 //!
 //! A small, fixed set of connections is shared by all requests: each statement goes to the
-//! connection with the fewest statements in flight, and statements issued while earlier ones
-//! are still in flight on that connection are written behind them without waiting (the extended protocol allows it;
+//! connection with the fewest writes in flight, then the fewest reads (a statement behind a
+//! write waits for that commit's WAL flush), and statements issued while earlier ones are
+//! still in flight on that connection are written behind them without waiting (the extended protocol allows it;
 //! each statement keeps its own Sync, so each commits or fails on its own). A backend then
 //! finds its next statement already in its socket buffer instead of sleeping between
 //! statements, which is what makes the database do several times more work per CPU second
@@ -51,7 +52,16 @@ struct Slot {
     current: Mutex<Option<Arc<Connection>>>,
     /// Held while (re)connecting, so that one request connects and the others wait for it.
     connecting: tokio::sync::Mutex<()>,
-    in_flight: AtomicUsize,
+    reads: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+/// Whether a statement commits a change: a commit holds the statements behind it on its
+/// connection until the WAL is flushed, a read only for its own execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
 }
 
 impl Slot {
@@ -63,6 +73,21 @@ impl Slot {
             .cloned()
     }
 
+    fn counter(&self, access: Access) -> &AtomicUsize {
+        match access {
+            Access::Read => &self.reads,
+            Access::Write => &self.writes,
+        }
+    }
+
+    /// Statements in flight, writes first: the order in which a connection is avoided.
+    fn load(&self) -> (usize, usize) {
+        (
+            self.writes.load(Ordering::Relaxed),
+            self.reads.load(Ordering::Relaxed),
+        )
+    }
+
     fn set(&self, connection: Option<Arc<Connection>>) {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = connection;
     }
@@ -72,12 +97,13 @@ impl Slot {
 /// abandoned half-way).
 struct InFlight<'a> {
     slot: &'a Slot,
+    access: Access,
     connection: Arc<Connection>,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.slot.counter(self.access).fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -114,24 +140,28 @@ impl PipelinedPostgres {
             slots,
             next: AtomicUsize::new(0),
         };
-        store.acquire().await?;
+        store.acquire(Access::Read).await?;
         Ok(store)
     }
 
-    /// The connection with the fewest statements in flight (so that a read does not queue
-    /// behind a commit waiting for its WAL flush when another connection is free), opened
-    /// first if it is not open.
-    async fn acquire(&self) -> Result<InFlight<'_>, StoreError> {
+    /// The connection with the fewest writes, then reads, in flight (so that no statement
+    /// queues behind a commit waiting for its WAL flush while another connection has none),
+    /// opened first if it is not open.
+    async fn acquire(&self, access: Access) -> Result<InFlight<'_>, StoreError> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = &self.slots[least_busy(self.slots.len(), start, |index| {
-            self.slots[index].in_flight.load(Ordering::Relaxed)
+            self.slots[index].load()
         })];
         let connection = match slot.live() {
             Some(connection) => connection,
             None => self.reconnect(slot).await?,
         };
-        slot.in_flight.fetch_add(1, Ordering::Relaxed);
-        Ok(InFlight { slot, connection })
+        slot.counter(access).fetch_add(1, Ordering::Relaxed);
+        Ok(InFlight {
+            slot,
+            access,
+            connection,
+        })
     }
 
     async fn reconnect(&self, slot: &Slot) -> Result<Arc<Connection>, StoreError> {
@@ -187,10 +217,11 @@ impl PipelinedPostgres {
 
     async fn query_opt(
         &self,
+        access: Access,
         statement: impl Fn(&Prepared) -> &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, StoreError> {
-        let lease = self.acquire().await?;
+        let lease = self.acquire(access).await?;
         let connection = &lease.connection;
         Ok(connection
             .client
@@ -201,19 +232,20 @@ impl PipelinedPostgres {
 
 /// The index of the smallest load, searching from `start` (modulo the length) so that ties
 /// rotate over the slots instead of always picking the first.
-fn least_busy(count: usize, start: usize, load: impl Fn(usize) -> usize) -> usize {
-    let mut best = (usize::MAX, 0);
+fn least_busy<K: Ord + Default>(count: usize, start: usize, load: impl Fn(usize) -> K) -> usize {
+    let mut best: Option<(K, usize)> = None;
     for offset in 0..count {
         let index = (start + offset) % count;
         let current = load(index);
-        if current < best.0 {
-            best = (current, index);
-            if current == 0 {
+        if best.as_ref().is_none_or(|(least, _)| current < *least) {
+            let idle = current == K::default();
+            best = Some((current, index));
+            if idle {
                 break;
             }
         }
     }
-    best.1
+    best.map_or(0, |(_, index)| index)
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -297,6 +329,7 @@ impl TaskRows for PipelinedPostgres {
         let fingerprint = idempotency.map(|i| i.fingerprint.as_str());
         let row = self
             .query_opt(
+                Access::Write,
                 |p| &p.insert,
                 &[
                     &owner,
@@ -319,7 +352,7 @@ impl TaskRows for PipelinedPostgres {
         key: &str,
     ) -> Result<Option<(TaskState, Option<String>)>, StoreError> {
         let row = self
-            .query_opt(|p| &p.by_idempotency_key, &[&owner, &key])
+            .query_opt(Access::Read, |p| &p.by_idempotency_key, &[&owner, &key])
             .await?;
         let Some(row) = row else { return Ok(None) };
         let fingerprint: Option<String> = row.try_get(11)?;
@@ -327,17 +360,17 @@ impl TaskRows for PipelinedPostgres {
     }
 
     async fn live_task(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        let row = self.query_opt(|p| &p.live_task, &[&id, &owner]).await?;
+        let row = self.query_opt(Access::Read, |p| &p.live_task, &[&id, &owner]).await?;
         row.as_ref().map(decode).transpose()
     }
 
     async fn task_state(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        let row = self.query_opt(|p| &p.task_state, &[&id, &owner]).await?;
+        let row = self.query_opt(Access::Read, |p| &p.task_state, &[&id, &owner]).await?;
         row.as_ref().map(decode).transpose()
     }
 
     async fn list(&self, owner: &str, page: Page) -> Result<Vec<TaskState>, StoreError> {
-        let lease = self.acquire().await?;
+        let lease = self.acquire(Access::Read).await?;
         let connection = &lease.connection;
         let limit = i64::from(page.limit);
         let rows = connection
@@ -356,6 +389,7 @@ impl TaskRows for PipelinedPostgres {
     ) -> Result<Option<TaskState>, StoreError> {
         let row = self
             .query_opt(
+                Access::Write,
                 |p| &p.update,
                 &[
                     &id,
@@ -372,13 +406,13 @@ impl TaskRows for PipelinedPostgres {
     }
 
     async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError> {
-        let row = self.query_opt(|p| &p.delete, &[&id, &owner, &at]).await?;
+        let row = self.query_opt(Access::Write, |p| &p.delete, &[&id, &owner, &at]).await?;
         Ok(row.is_some())
     }
 
     async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
         let probe = async {
-            let lease = self.acquire().await?;
+            let lease = self.acquire(Access::Read).await?;
             lease.connection.client.simple_query("SELECT 1").await?;
             Ok::<(), StoreError>(())
         };
@@ -399,7 +433,7 @@ impl TaskRows for PipelinedPostgres {
         for slot in &self.slots {
             if slot.live().is_some() {
                 stats.open += 1;
-                if slot.in_flight.load(Ordering::Relaxed) > 0 {
+                if slot.load() != (0, 0) {
                     stats.busy += 1;
                 }
             }
@@ -491,5 +525,9 @@ mod tests {
         assert_eq!(pick([1, 0, 0], 0), 1);
         assert_eq!(pick([1, 0, 0], 2), 2);
         assert_eq!(pick([2, 2, 2], 1), 1);
+        // Writes in flight weigh before reads: a read does not queue behind a commit.
+        let pick = |loads: [(usize, usize); 3]| least_busy(3, 0, |index| loads[index]);
+        assert_eq!(pick([(1, 0), (0, 3), (1, 1)]), 1);
+        assert_eq!(pick([(2, 0), (1, 5), (1, 2)]), 2);
     }
 }
