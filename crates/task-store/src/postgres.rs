@@ -103,7 +103,9 @@ struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.slot.counter(self.access).fetch_sub(1, Ordering::Relaxed);
+        self.slot
+            .counter(self.access)
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -149,9 +151,8 @@ impl PipelinedPostgres {
     /// opened first if it is not open.
     async fn acquire(&self, access: Access) -> Result<InFlight<'_>, StoreError> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let slot = &self.slots[least_busy(self.slots.len(), start, |index| {
-            self.slots[index].load()
-        })];
+        let slot =
+            &self.slots[least_busy(self.slots.len(), start, |index| self.slots[index].load())];
         let connection = match slot.live() {
             Some(connection) => connection,
             None => self.reconnect(slot).await?,
@@ -360,12 +361,16 @@ impl TaskRows for PipelinedPostgres {
     }
 
     async fn live_task(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        let row = self.query_opt(Access::Read, |p| &p.live_task, &[&id, &owner]).await?;
+        let row = self
+            .query_opt(Access::Read, |p| &p.live_task, &[&id, &owner])
+            .await?;
         row.as_ref().map(decode).transpose()
     }
 
     async fn task_state(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        let row = self.query_opt(Access::Read, |p| &p.task_state, &[&id, &owner]).await?;
+        let row = self
+            .query_opt(Access::Read, |p| &p.task_state, &[&id, &owner])
+            .await?;
         row.as_ref().map(decode).transpose()
     }
 
@@ -406,7 +411,9 @@ impl TaskRows for PipelinedPostgres {
     }
 
     async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError> {
-        let row = self.query_opt(Access::Write, |p| &p.delete, &[&id, &owner, &at]).await?;
+        let row = self
+            .query_opt(Access::Write, |p| &p.delete, &[&id, &owner, &at])
+            .await?;
         Ok(row.is_some())
     }
 
