@@ -1,10 +1,13 @@
 //! [`TaskRows`] on PostgreSQL through tokio-postgres, with requests pipelined.
 //!
-//! A small, fixed set of connections is shared by all requests: each statement goes to the
-//! connection with the fewest writes in flight, then the fewest reads (a statement behind a
-//! write waits for that commit's WAL flush), and statements issued while earlier ones are
-//! still in flight on that connection are written behind them without waiting (the extended protocol allows it;
-//! each statement keeps its own Sync, so each commits or fails on its own). A backend then
+//! A small, fixed set of connections is shared by all requests. A read goes to the connection
+//! with the fewest writes in flight, then the fewest reads (a statement behind a write waits
+//! for that commit's WAL flush), and is written behind the statements already in flight there
+//! without waiting for them. A write takes a connection that has no other write in flight,
+//! waiting in line for one if need be: each commit then waits for one WAL flush, never for a
+//! queue of them on an unlucky connection, and the connections' commits still share flushes.
+//! Pipelining is what the extended protocol allows: each statement keeps its own Sync, so
+//! each commits or fails on its own. A backend then
 //! finds its next statement already in its socket buffer instead of sleeping between
 //! statements, which is what makes the database do several times more work per CPU second
 //! than one-statement-per-connection pools (docs/performance.md).
@@ -22,6 +25,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use task_domain::{FieldStamps, TaskPatch, TaskState, ValidCreate};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
@@ -94,11 +98,11 @@ impl Slot {
 }
 
 /// Counts a statement as in flight on its slot until dropped (also when the request is
-/// abandoned half-way).
+/// abandoned half-way), and holds a write's turn.
 struct InFlight<'a> {
     slot: &'a Slot,
     access: Access,
-    connection: Arc<Connection>,
+    _write_turn: Option<SemaphorePermit<'a>>,
 }
 
 impl Drop for InFlight<'_> {
@@ -109,12 +113,20 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// A statement's place on a connection.
+struct Lease<'a> {
+    _in_flight: InFlight<'a>,
+    connection: Arc<Connection>,
+}
+
 pub struct PipelinedPostgres {
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     connect_timeout: Duration,
     slots: Box<[Slot]>,
     next: AtomicUsize,
+    /// One permit per connection: a write holds one while in flight (FIFO when all are taken).
+    write_turns: Semaphore,
 }
 
 impl PipelinedPostgres {
@@ -132,37 +144,77 @@ impl PipelinedPostgres {
         if config.get_application_name().is_none() {
             config.application_name("task-api");
         }
-        let slots = (0..settings.max_connections.max(1))
-            .map(|_| Slot::default())
-            .collect();
+        let connections = settings.max_connections.max(1) as usize;
+        let slots = (0..connections).map(|_| Slot::default()).collect();
         let store = Self {
             config,
             tls: MakeRustlsConnect::new(tls_config()),
             connect_timeout: settings.acquire_timeout,
             slots,
             next: AtomicUsize::new(0),
+            write_turns: Semaphore::new(connections),
         };
         store.acquire(Access::Read).await?;
         Ok(store)
     }
 
-    /// The connection with the fewest writes, then reads, in flight (so that no statement
-    /// queues behind a commit waiting for its WAL flush while another connection has none),
-    /// opened first if it is not open.
-    async fn acquire(&self, access: Access) -> Result<InFlight<'_>, StoreError> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let slot =
-            &self.slots[least_busy(self.slots.len(), start, |index| self.slots[index].load())];
-        let connection = match slot.live() {
-            Some(connection) => connection,
-            None => self.reconnect(slot).await?,
+    /// A place for one statement (see the module documentation), on a connection opened
+    /// first if it is not open. A write waits at most the acquire timeout for its turn.
+    async fn acquire(&self, access: Access) -> Result<Lease<'_>, StoreError> {
+        let in_flight = match access {
+            Access::Read => {
+                let slot = &self.slots[self.least_busy()];
+                slot.reads.fetch_add(1, Ordering::Relaxed);
+                InFlight {
+                    slot,
+                    access,
+                    _write_turn: None,
+                }
+            }
+            Access::Write => {
+                let turn = tokio::time::timeout(self.connect_timeout, self.write_turns.acquire())
+                    .await
+                    .map_err(|_| {
+                        StoreError::Unavailable(format!(
+                            "no database connection free for a write within {:?}",
+                            self.connect_timeout
+                        ))
+                    })?
+                    .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+                // A turn guarantees a connection without a write; two writers may see the
+                // same one free, so the claim is a compare-and-swap.
+                let slot = loop {
+                    let slot = &self.slots[self.least_busy()];
+                    if slot
+                        .writes
+                        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        break slot;
+                    }
+                    tokio::task::yield_now().await;
+                };
+                InFlight {
+                    slot,
+                    access,
+                    _write_turn: Some(turn),
+                }
+            }
         };
-        slot.counter(access).fetch_add(1, Ordering::Relaxed);
-        Ok(InFlight {
-            slot,
-            access,
+        let connection = match in_flight.slot.live() {
+            Some(connection) => connection,
+            None => self.reconnect(in_flight.slot).await?,
+        };
+        Ok(Lease {
+            _in_flight: in_flight,
             connection,
         })
+    }
+
+    /// The slot with the fewest writes, then reads, in flight; ties rotate.
+    fn least_busy(&self) -> usize {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        least_busy(self.slots.len(), start, |index| self.slots[index].load())
     }
 
     async fn reconnect(&self, slot: &Slot) -> Result<Arc<Connection>, StoreError> {
@@ -449,6 +501,7 @@ impl TaskRows for PipelinedPostgres {
     }
 
     async fn close(&self) {
+        self.write_turns.close();
         for slot in &self.slots {
             slot.set(None);
         }
