@@ -469,18 +469,10 @@ impl TaskRows for PipelinedPostgres {
         Ok(row.is_some())
     }
 
-    async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
-        let probe = async {
-            let lease = self.acquire(Access::Read).await?;
-            lease.connection.client.simple_query("SELECT 1").await?;
-            Ok::<(), StoreError>(())
-        };
-        match tokio::time::timeout(timeout, probe).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "SELECT 1 did not answer within {timeout:?}"
-            ))),
-        }
+    async fn select_one(&self) -> Result<(), StoreError> {
+        let lease = self.acquire(Access::Read).await?;
+        lease.connection.client.simple_query("SELECT 1").await?;
+        Ok(())
     }
 
     fn pool_stats(&self) -> PoolStats {

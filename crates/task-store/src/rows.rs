@@ -44,8 +44,8 @@ pub trait TaskRows: Send + Sync + 'static {
     ) -> Result<Option<TaskState>, StoreError>;
     /// `DELETE_TASK`: whether the task was tombstoned.
     async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError>;
-    /// `SELECT 1` within `timeout`.
-    async fn ping(&self, timeout: Duration) -> Result<(), StoreError>;
+    /// `SELECT 1` (the caller bounds how long it may take).
+    async fn select_one(&self) -> Result<(), StoreError>;
     fn pool_stats(&self) -> PoolStats;
     async fn close(&self);
 }
@@ -155,7 +155,12 @@ impl<R: TaskRows> TaskStore for OrderedStore<R> {
     }
 
     async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
-        self.0.ping(timeout).await
+        match tokio::time::timeout(timeout, self.0.select_one()).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "SELECT 1 did not answer within {timeout:?}"
+            ))),
+        }
     }
 
     fn pool_stats(&self) -> PoolStats {

@@ -202,14 +202,9 @@ impl TaskRows for SeaOrmRows {
         Ok(row.is_some())
     }
 
-    async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
-        let probe = self.connection.execute_unprepared("SELECT 1");
-        match tokio::time::timeout(timeout, probe).await {
-            Ok(result) => result.map(|_| ()).map_err(StoreError::from),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "SELECT 1 did not answer within {timeout:?}"
-            ))),
-        }
+    async fn select_one(&self) -> Result<(), StoreError> {
+        self.connection.execute_unprepared("SELECT 1").await?;
+        Ok(())
     }
 
     fn pool_stats(&self) -> PoolStats {
