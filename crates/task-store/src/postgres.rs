@@ -122,7 +122,7 @@ struct Lease<'a> {
 pub struct PipelinedPostgres {
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
-    connect_timeout: Duration,
+    acquire_timeout: Duration,
     slots: Box<[Slot]>,
     next: AtomicUsize,
     /// One permit per connection: a write holds one while in flight (FIFO when all are taken).
@@ -149,7 +149,7 @@ impl PipelinedPostgres {
         let store = Self {
             config,
             tls: MakeRustlsConnect::new(tls_config()),
-            connect_timeout: settings.acquire_timeout,
+            acquire_timeout: settings.acquire_timeout,
             slots,
             next: AtomicUsize::new(0),
             write_turns: Semaphore::new(connections),
@@ -172,12 +172,12 @@ impl PipelinedPostgres {
                 }
             }
             Access::Write => {
-                let turn = tokio::time::timeout(self.connect_timeout, self.write_turns.acquire())
+                let turn = tokio::time::timeout(self.acquire_timeout, self.write_turns.acquire())
                     .await
                     .map_err(|_| {
                         StoreError::Unavailable(format!(
                             "no database connection free for a write within {:?}",
-                            self.connect_timeout
+                            self.acquire_timeout
                         ))
                     })?
                     .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
@@ -223,13 +223,13 @@ impl PipelinedPostgres {
             return Ok(connection);
         }
         slot.set(None);
-        let opened = tokio::time::timeout(self.connect_timeout, self.open()).await;
+        let opened = tokio::time::timeout(self.acquire_timeout, self.open()).await;
         let connection = match opened {
             Ok(result) => Arc::new(result?),
             Err(_) => {
                 return Err(StoreError::Unavailable(format!(
                     "no database connection within {:?}",
-                    self.connect_timeout
+                    self.acquire_timeout
                 )));
             }
         };
