@@ -402,9 +402,7 @@ async fn measure_db(
     let warm_up = PgbenchRunOwned {
         duration: options.warmup,
         log_dir: None,
-        defines: measured.defines.clone(),
-        scripts: measured.scripts.clone(),
-        database_url: measured.database_url.clone(),
+        ..measured.clone()
     };
     blocking(move || warm_up.run()).await?;
     let result = blocking(move || measured.run()).await?;
@@ -418,17 +416,14 @@ async fn measure_db(
     Ok(result)
 }
 
-/// pgbench variables; `base` (the first PUT timestamp) is the wall clock now, newer than
-/// every write made before.
+/// pgbench variables shared by every run; `base` is added by each run as it starts.
 fn pgbench_defines(id_min: i64, id_max: i64, slice: u64) -> Vec<(String, String)> {
-    let base_us = chrono::Utc::now().timestamp_micros();
     [
         ("owner", SUBJECT.to_string()),
         ("id_min", id_min.to_string()),
         ("id_max", id_max.to_string()),
         ("slice", slice.to_string()),
         ("clients", CONNECTIONS.to_string()),
-        ("base", base_us.to_string()),
         ("n", "0".to_string()),
         ("title", "renamed by pgbench".to_string()),
         ("content", "created by the benchmark".to_string()),
@@ -446,6 +441,7 @@ async fn run_wrk(run: WrkRun<'_>) -> Result<wrk::WrkResult, BenchError> {
 }
 
 /// pgbench runs on the blocking pool, so it owns its inputs.
+#[derive(Clone)]
 struct PgbenchRunOwned {
     database_url: String,
     scripts: Vec<(PathBuf, u32)>,
@@ -455,14 +451,21 @@ struct PgbenchRunOwned {
 }
 
 impl PgbenchRunOwned {
+    /// `base`, the first PUT timestamp, is the wall clock as the run starts: newer than every
+    /// write of earlier runs (a warm-up included), so that every PUT applies, as wrk's do.
     fn run(self) -> Result<pgbench::PgbenchResult, BenchError> {
+        let mut defines = self.defines;
+        defines.push((
+            "base".to_owned(),
+            chrono::Utc::now().timestamp_micros().to_string(),
+        ));
         PgbenchRun {
             database_url: &self.database_url,
             scripts: &self.scripts,
             clients: CONNECTIONS,
             threads: THREADS,
             duration: self.duration,
-            defines: &self.defines,
+            defines: &defines,
             log_dir: self.log_dir.as_deref(),
         }
         .run()
