@@ -176,15 +176,7 @@ impl TaskState {
 
     /// The client-visible task, if it is live.
     pub fn to_task(&self) -> Option<crate::Task> {
-        self.is_live().then(|| crate::Task {
-            id: self.id,
-            title: self.title.clone(),
-            content: self.content.clone(),
-            due_date: self.due_date,
-            done: self.done,
-            created_at: self.created_ts,
-            updated_at: self.stamps.newest(),
-        })
+        self.clone().into_task()
     }
 
     /// [`TaskState::to_task`] without copying the text fields.

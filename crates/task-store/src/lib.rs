@@ -70,14 +70,18 @@ fn is_unavailable(error: &DbErr) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
-            // 08: connection exception; 57P01-03: shutdown / cannot connect now;
-            // 53300: too many connections. SQLite 5/6: busy / locked beyond busy_timeout.
-            code.starts_with("08")
-                || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
-        }),
+        sqlx::Error::Database(database) => database
+            .code()
+            .is_some_and(|code| is_unavailable_code(&code)),
         _ => false,
     }
+}
+
+/// Error codes that mean the server cannot take work now, on either backend. PostgreSQL 08:
+/// connection exception; 57P01-03: shutdown / cannot connect now; 53300: too many
+/// connections. SQLite 5/6: busy / locked beyond busy_timeout.
+pub(crate) fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
 }
 
 /// Result of a creation.

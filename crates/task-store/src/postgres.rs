@@ -26,13 +26,12 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use task_domain::{FieldStamps, TaskPatch, TaskState, ValidCreate};
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::rows::TaskRows;
-use crate::{Idempotency, Page, PoolStats, StoreError, StoreSettings, sql};
+use crate::{Idempotency, Page, PoolStats, StoreError, StoreSettings, is_unavailable_code, sql};
 
 /// The hot-path statements, prepared once per connection.
 struct Prepared {
@@ -338,16 +337,7 @@ fn is_unavailable(error: &tokio_postgres::Error) -> bool {
         return true;
     }
     match error.code() {
-        Some(code) => {
-            code.code().starts_with("08")
-                || [
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CRASH_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::TOO_MANY_CONNECTIONS,
-                ]
-                .contains(code)
-        }
+        Some(code) => is_unavailable_code(code.code()),
         None => WIRE_FAILURES.contains(&error.to_string().as_str()),
     }
 }

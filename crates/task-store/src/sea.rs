@@ -83,12 +83,26 @@ impl SeaOrmRows {
         Statement::from_sql_and_values(self.connection.get_database_backend(), sql, values)
     }
 
-    async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<TaskState>, StoreError> {
-        let row = self
+    async fn row(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>, StoreError> {
+        Ok(self
             .connection
             .query_one(self.statement(sql, values))
-            .await?;
+            .await?)
+    }
+
+    async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<TaskState>, StoreError> {
+        let row = self.row(sql, values).await?;
         row.as_ref().map(decode_state).transpose()
+    }
+}
+
+fn sqlx_pool_stats<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolStats {
+    let open = pool.size();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(open);
+    PoolStats {
+        open,
+        busy: open - idle,
+        max: pool.options().get_max_connections(),
     }
 }
 
@@ -138,11 +152,10 @@ impl TaskRows for SeaOrmRows {
         key: &str,
     ) -> Result<Option<(TaskState, Option<String>)>, StoreError> {
         let row = self
-            .connection
-            .query_one(self.statement(
+            .row(
                 &self.statements.by_idempotency_key,
                 vec![owner.into(), key.into()],
-            ))
+            )
             .await?;
         let Some(row) = row else { return Ok(None) };
         let fingerprint: Option<String> = row.try_get("", "request_fingerprint")?;
@@ -193,11 +206,10 @@ impl TaskRows for SeaOrmRows {
 
     async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError> {
         let row = self
-            .connection
-            .query_one(self.statement(
+            .row(
                 &self.statements.delete,
                 vec![id.into(), owner.into(), at.into()],
-            ))
+            )
             .await?;
         Ok(row.is_some())
     }
@@ -208,29 +220,11 @@ impl TaskRows for SeaOrmRows {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let (open, idle, max) = match self.connection.get_database_backend() {
+        match self.connection.get_database_backend() {
             DatabaseBackend::Postgres => {
-                let pool = self.connection.get_postgres_connection_pool();
-                (
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
+                sqlx_pool_stats(self.connection.get_postgres_connection_pool())
             }
-            _ => {
-                let pool = self.connection.get_sqlite_connection_pool();
-                (
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
-            }
-        };
-        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(open);
-        PoolStats {
-            open,
-            busy: open - idle,
-            max,
+            _ => sqlx_pool_stats(self.connection.get_sqlite_connection_pool()),
         }
     }
 
