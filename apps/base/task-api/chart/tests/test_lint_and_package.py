@@ -6,7 +6,7 @@ import tarfile
 
 import yaml
 
-from chart_harness import CHART, run, tool
+from chart_harness import CHART, run, schema_error_paths, tool
 
 
 def test_helm_lint_strict(value_set):
@@ -17,7 +17,7 @@ def test_helm_lint_strict(value_set):
 def test_bare_defaults_are_refused_with_the_missing_values_named():
     result = run([tool("helm"), "lint", "--strict", str(CHART)], check=False)
     assert result.returncode != 0, "the chart must not install without an image, an issuer and a database"
-    output = result.stdout + result.stderr
+    output = schema_error_paths(result.stdout + result.stderr)
     for key in ("image.tag", "image.repository", "config.oidcIssuerUrl", "config.oidcAudience",
                 "database.existingSecret.name"):
         assert key in output, f"lint output does not name the missing {key}:\n{output}"
