@@ -47,8 +47,8 @@ def main(argv: list[str]) -> int:
     if not token:
         print("auto_merge: GH_TOKEN is not set", file=sys.stderr)
         return 2
-    api = os.environ.get("GITHUB_API_URL", "https://api.github.com")
-    graphql = os.environ.get("GITHUB_GRAPHQL_URL", f"{api}/graphql")
+    api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+    graphql = os.environ.get("GITHUB_GRAPHQL_URL") or f"{api}/graphql"
     try:
         pull = call(f"{api}/repos/{match['owner']}/{match['repo']}/pulls/{match['number']}", token)
         result = call(graphql, token, {"query": MUTATION, "variables": {"id": pull["node_id"]}})

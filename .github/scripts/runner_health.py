@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if not token:
         print("runner-health: GH_TOKEN is not set", file=sys.stderr)
         return 2
-    api = os.environ.get("GITHUB_API_URL", "https://api.github.com")
+    api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
     try:
         jobs = queued_jobs(api, args.repo, token)
     except (urllib.error.URLError, KeyError, json.JSONDecodeError) as err:

@@ -61,3 +61,22 @@ def called_workflow(job: dict) -> Workflow | None:
     path = REPO / uses[2:]
     text = path.read_text(encoding="utf-8")
     return Workflow(path, text, yaml.safe_load(text))
+
+
+DOCS_CI_CD = REPO / "docs" / "ci-cd.md"
+SECRET_SET = re.compile(r"gh secret set ([A-Z][A-Z0-9_]*)(?:\s+--env\s+(\S+))?")
+
+
+def configured_secrets(doc: Path = DOCS_CI_CD) -> dict[str, set[str]]:
+    """Secrets as docs/ci-cd.md tells an administrator to create them: environment (\"\" for the
+    repository) -> names. A `for env in dev staging prod` loop expands `"$env…"`."""
+    text = doc.read_text(encoding="utf-8")
+    found: dict[str, set[str]] = {}
+    for block in re.findall(r"```(?:sh|bash)?\n(.*?)```", text, re.DOTALL):
+        for line in block.splitlines():
+            for name, env in SECRET_SET.findall(line.split("#", 1)[0]):
+                env = env.strip("\"'")
+                targets = [env.replace("$env", e).replace("${env}", e) for e in ("dev", "staging", "prod")] if "$" in env else [env]
+                for target in targets:
+                    found.setdefault(target, set()).add(name)
+    return found
