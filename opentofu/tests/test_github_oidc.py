@@ -116,8 +116,8 @@ def test_oidc_provider_is_githubs_with_sts_audience(global_stack):
 def test_plan_role_is_read_only(global_stack):
     plan = global_stack.module("plan_role")
     assert plan["managed_policy_arns"] == ["arn:${local.partition}:iam::aws:policy/ReadOnlyAccess"]
-    # Inline policies: state access and an explicit deny of secret reads, nothing else.
-    assert set(plan["inline_policies"]) == {"state", "guard"}
+    # Inline policies: state access, an explicit deny of data reads, the CI guard; nothing else.
+    assert set(plan["inline_policies"]) == {"state", "guard", "ci"}
     guard = global_stack.data["aws_iam_policy_document"]["plan_guard"]
     assert guard["for_each"] == "${var.environments}"
     statements = {s["sid"]: s for s in guard["statement"]}

@@ -41,3 +41,8 @@ variable "create_github_oidc_provider" {
   type        = bool
   default     = true
 }
+
+variable "dns_zone_name" {
+  description = "Public hosted zone below which each environment serves as <env>.<zone>; an apply role may change only its own environment's certificate validation records."
+  type        = string
+}
