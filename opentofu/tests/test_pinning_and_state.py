@@ -58,12 +58,38 @@ def test_same_provider_build_in_every_root():
     assert {k: v for k, v in seen.items() if len(v) > 1} == {}
 
 
-@pytest.mark.parametrize("root", ROOTS)
-def test_s3_backend_encrypted_with_native_locking(root):
+def _backend_settings(root: str, env: str) -> dict:
+    """What `tofu init -backend-config=<file>` ends up with: the block merged with the file."""
+    block = dict(stack(root).terraform[0]["backend"][0]["s3"])
+    block.update(tfbackend(env, root))
+    return block
+
+
+def _server_side_encryption(settings: dict) -> tuple[str | None, str | None]:
+    """The SSE headers the S3 backend sends with every PutObject of the state (OpenTofu's s3
+    backend: `encrypt` without `kms_key_id` asks for AES256, which overrides the bucket's KMS
+    default; with `kms_key_id` it asks for aws:kms with that key; neither: the bucket default)."""
+    if settings.get("kms_key_id"):
+        return "aws:kms", settings["kms_key_id"]
+    if settings.get("encrypt"):
+        return "AES256", None
+    return None, None
+
+
+BACKENDS = [("global", "global")] + [(st, env) for env in ENVS for st in ENV_STACKS]
+
+
+@pytest.mark.parametrize(("root", "env"), BACKENDS, ids=lambda v: v)
+def test_s3_backend_encrypts_with_the_state_key_and_locks_natively(root, env):
     backend = stack(root).terraform[0]["backend"][0]["s3"]
     assert backend["use_lockfile"] is True
-    assert backend["encrypt"] is True
     assert not {"bucket", "key"} & set(backend), "bucket/key come from the .tfbackend file"
+    state_key = tfvars("global", "global")["state_kms_key_arn"]
+    assert _server_side_encryption(_backend_settings(root, env)) == ("aws:kms", state_key)
+
+
+def test_encryption_model_knows_the_aes256_default():
+    assert _server_side_encryption({"encrypt": True}) == ("AES256", None)
 
 
 def test_one_state_key_per_environment_and_stage():

@@ -82,17 +82,19 @@ module "vpc" {
   default_security_group_ingress = []
   default_security_group_egress  = []
 
-  enable_flow_log                                 = true
-  flow_log_destination_type                       = "cloud-watch-logs"
-  flow_log_traffic_type                           = "ALL"
-  flow_log_max_aggregation_interval               = 60
-  create_flow_log_cloudwatch_log_group            = true
-  create_flow_log_cloudwatch_iam_role             = true
-  vpc_flow_log_iam_role_name                      = "${local.name}-vpc-flow-log"
-  vpc_flow_log_iam_role_use_name_prefix           = false
-  vpc_flow_log_iam_policy_name                    = "${local.name}-vpc-flow-log"
-  vpc_flow_log_iam_policy_use_name_prefix         = false
-  vpc_flow_log_permissions_boundary               = local.permissions_boundary_arn
+  enable_flow_log                         = true
+  flow_log_destination_type               = "cloud-watch-logs"
+  flow_log_traffic_type                   = "ALL"
+  flow_log_max_aggregation_interval       = 60
+  create_flow_log_cloudwatch_log_group    = true
+  create_flow_log_cloudwatch_iam_role     = true
+  vpc_flow_log_iam_role_name              = "${local.name}-vpc-flow-log"
+  vpc_flow_log_iam_role_use_name_prefix   = false
+  vpc_flow_log_iam_policy_name            = "${local.name}-vpc-flow-log"
+  vpc_flow_log_iam_policy_use_name_prefix = false
+  vpc_flow_log_permissions_boundary       = local.permissions_boundary_arn
+  # /aws/vpc-flow-log/<project>-<env>: the apply role may manage log groups by this name only.
+  flow_log_cloudwatch_log_group_name_suffix       = local.name
   flow_log_cloudwatch_log_group_retention_in_days = var.flow_log_retention_days
   flow_log_cloudwatch_log_group_kms_key_id        = aws_kms_key.logs.arn
 
