@@ -11,19 +11,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import crd_schema  # noqa: E402
 import fluxtree  # noqa: E402
-import schema_check  # noqa: E402
+import releases  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)
 def _tools() -> None:
-    missing = [tool for tool in ("kubectl", "helm", "node", "npm", "yamllint", "git") if shutil.which(tool) is None]
+    missing = [tool for tool in ("kubectl", "helm", "yamllint", "git") if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"tools missing from PATH: {missing} (run through .ci/test, which sources .ci/tools.sh)")
-
-
-@pytest.fixture(scope="session")
-def crd_validator() -> Path:
-    return schema_check.ensure_crd_validator()
 
 
 _RENDERED: dict[str, fluxtree.Rendered] = {}
@@ -37,6 +33,37 @@ def rendered():
         if environment not in _RENDERED:
             _RENDERED[environment] = fluxtree.render_environment(environment)
         return _RENDERED[environment]
+
+    return get
+
+
+_RELEASES: dict[str, dict[str, releases.ReleaseRender]] = {}
+
+
+@pytest.fixture(scope="session")
+def chart_renders(rendered):
+    """environment -> {HelmRelease key: its render with the real chart} (once per run)."""
+
+    def get(environment: str) -> dict[str, releases.ReleaseRender]:
+        if environment not in _RELEASES:
+            _RELEASES[environment] = releases.render_releases(rendered(environment))
+        return _RELEASES[environment]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def crd_registry(chart_renders):
+    """environment -> the CRDs that environment installs (Flux's and every chart's)."""
+    cache: dict[str, crd_schema.Registry] = {}
+
+    def get(environment: str) -> crd_schema.Registry:
+        if environment not in cache:
+            crds = list(releases.flux_crds())
+            for render in chart_renders(environment).values():
+                crds += render.crds
+            cache[environment] = crd_schema.Registry(crds)
+        return cache[environment]
 
     return get
 

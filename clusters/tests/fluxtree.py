@@ -96,9 +96,10 @@ def envsubst(text: str, variables: dict[str, str]) -> tuple[str, list[str]]:
     return _SUBST.sub(replace, text), missing
 
 
-class _KubernetesLoader(yaml.SafeLoader):
-    """SafeLoader without PyYAML's YAML 1.1 "=" value tag, which Kubernetes' YAML parser does
-    not have (kustomize prints `matchType: =` unquoted)."""
+class _KubernetesLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """SafeLoader (libyaml's where PyYAML has it: chart renders are large) without PyYAML's
+    YAML 1.1 "=" value tag, which Kubernetes' YAML parser does not have (kustomize prints
+    `matchType: =` unquoted)."""
 
 
 _KubernetesLoader.yaml_implicit_resolvers = {
@@ -194,7 +195,9 @@ def render_root(environment: str) -> list[dict]:
         components = work / "flux-system" / "gotk-components.yaml"
         if components.exists():
             raise RenderError("gotk-components.yaml is generated at bootstrap; do not commit a hand-made one")
-        components.write_text(_stub_gotk_components())
+        bootstrap = yaml.safe_load((work / "flux-system" / "kustomization.yaml").read_text()) or {}
+        if "gotk-components.yaml" in (bootstrap.get("resources") or []):
+            components.write_text(_stub_gotk_components())
         entries = sorted(
             p.name
             for p in work.iterdir()
@@ -269,12 +272,41 @@ def helm_template(release: dict, values: dict) -> list[dict]:
     return objects
 
 
+def flux_instance_sync(root: list[dict]) -> list[dict]:
+    """The GitRepository and Kustomization `flux-system` that the Flux Operator generates from
+    a FluxInstance's .spec.sync (nothing committed holds them)."""
+    instances = [o for o in root if o.get("kind") == "FluxInstance"]
+    if not instances:
+        return []
+    if len(instances) != 1:
+        raise RenderError("more than one FluxInstance in the root")
+    sync = instances[0]["spec"].get("sync") or {}
+    ref = sync.get("ref", "")
+    git_ref = {"branch": ref[len("refs/heads/"):]} if ref.startswith("refs/heads/") else {"name": ref}
+    repository = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": sync.get("kind", "GitRepository"),
+        "metadata": {"name": sync.get("name", "flux-system"), "namespace": "flux-system"},
+        "spec": {"interval": sync.get("interval", "1m"), "url": sync.get("url"), "ref": git_ref,
+                 **({"secretRef": {"name": sync["pullSecret"]}} if sync.get("pullSecret") else {})},
+    }
+    kustomization = {
+        "apiVersion": FLUX_KUSTOMIZATION,
+        "kind": "Kustomization",
+        "metadata": {"name": sync.get("name", "flux-system"), "namespace": "flux-system"},
+        "spec": {"interval": sync.get("interval", "1m"), "path": "./" + str(sync.get("path", "")).lstrip("./"),
+                 "prune": True, "sourceRef": {"kind": repository["kind"], "name": repository["metadata"]["name"]}},
+    }
+    return [repository, kustomization]
+
+
 def render_environment(environment: str, variables_override: dict[str, str] | None = None) -> Rendered:
     """Everything Flux applies in one environment. variables_override replaces cluster-vars
     (used to compare environments with identical per-cluster facts)."""
     rendered = Rendered(environment)
     configmaps = {"cluster-vars": variables_override or cluster_vars(environment)}
     root = render_root(environment)
+    root += flux_instance_sync(root)
     rendered.bootstrap = root
     for obj in root:
         if obj.get("kind") == "Deployment" and obj["metadata"]["namespace"] == "flux-system":
