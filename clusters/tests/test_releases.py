@@ -134,3 +134,54 @@ def test_every_environment_renders_for_the_same_kubernetes_minor_as_its_cluster(
     for environment in ENVIRONMENTS:
         assert re.fullmatch(r"\d+\.\d+\.0", releases.kubernetes_version(environment))
     assert releases.helm_version().startswith(releases.HELM_VERSION + "+")
+
+
+# --- what the rendered configuration does ---------------------------------------------------
+
+
+def _config(render: releases.ReleaseRender, key: str) -> dict:
+    import yaml
+
+    for obj in render.objects:
+        if obj["kind"] == "ConfigMap" and key in (obj.get("data") or {}):
+            return yaml.safe_load(obj["data"][key])
+    raise AssertionError(f"{render.key} renders no ConfigMap with {key}")
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_trace_receivers_listen_for_otlp_only(chart_renders, environment):
+    """Helm merges maps: a chart's default receivers stay unless the values remove them."""
+    renders = chart_renders(environment)
+    collector = _config(renders["HelmRelease/observability/otel-collector"], "relay")
+    assert set(collector["receivers"]) == {"otlp"}
+    for name, pipeline in collector["service"]["pipelines"].items():
+        for part in ("receivers", "processors", "exporters"):
+            undefined = set(pipeline.get(part) or []) - set(collector.get(part) or {})
+            assert not undefined, f"pipeline {name} uses undefined {part} {undefined}"
+    tempo = _config(renders["HelmRelease/observability/tempo"], "tempo.yaml")
+    for name, receiver in tempo["distributor"]["receivers"].items():
+        endpoints = re.findall(r"endpoint': '([^']+)'", str(receiver))
+        if name != "otlp":
+            assert endpoints and all(e.startswith("127.0.0.1:") for e in endpoints), f"tempo receiver {name}: {endpoints}"
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_tempo_metrics_generator_has_processors(chart_renders, environment):
+    tempo = _config(chart_renders(environment)["HelmRelease/observability/tempo"], "tempo.yaml")
+    if "metrics_generator" in tempo:
+        processors = (((tempo.get("overrides") or {}).get("defaults") or {}).get("metrics_generator") or {}).get("processors")
+        assert {"service-graphs", "span-metrics"} <= set(processors or []), "the generator is on but produces nothing"
+
+
+MIN_RUNNER_VERSION = (2, 336, 0)  # the workflows' `$/` references need it
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_runner_image_is_at_least_what_the_workflows_need(chart_renders, environment):
+    pods, _ = workloads.pods(_all_objects(fluxtree.Rendered(environment), chart_renders(environment)))
+    runners = [c["image"] for p in pods if p.where.startswith("ARC runner")
+               for c in pod_security._containers(p.spec) if "/actions-runner:" in c.get("image", "")]
+    assert runners
+    for image in runners:
+        version = tuple(int(x) for x in image.rsplit(":", 1)[1].split("."))
+        assert version >= MIN_RUNNER_VERSION, image
