@@ -5,18 +5,58 @@
 # Stack roots are opentofu/stacks/<stack>; backend and variables come from
 # opentofu/environments/<env>/<stack>.{tfbackend,tfvars}. The `global` stack (OIDC provider,
 # CI roles, registry) creates the roles this runs with, so administrators apply it by hand.
-# `platform` reads TF_VAR_flux_git_token (ephemeral: never in state or plan files, so it is
-# needed by plan and apply alike); the workflow passes it from the environment's secret.
+#
+# Apply mode:
+# - needs TF_VAR_flux_github_app_private_key (the read-only Flux GitHub App's key; ephemeral,
+#   so neither in state nor in the plan file) for `platform`; plan mode never passes it on;
+# - applies only while the checked-out commit ($GITHUB_SHA) is still the head of main: runs are
+#   never cancelled, so an older run that waited (for an approval, for the state lock) leaves
+#   the environment to the newer run instead of applying older code over it. The head is read
+#   from the GitHub API ($GITHUB_API_URL, $GITHUB_REPOSITORY, $GH_TOKEN).
 set -euo pipefail
 
 STACKS=(network cluster database platform)
 COMMENT_LIMIT_PER_STACK=14000 # GitHub caps a comment at 65536 characters
+PLAN_LOCK_TIMEOUT=5m
+APPLY_LOCK_TIMEOUT=40m # another run's apply of this environment may hold the state lock
 
 mode="${1:?usage: tofu-env.sh plan|apply <env> <out-dir>}"
 env_name="${2:?environment}"
 out="${3:?output directory}"
 case "$mode" in plan | apply) ;; *) echo "tofu-env: unknown mode '$mode'" >&2; exit 2 ;; esac
 case "$env_name" in dev | staging | prod) ;; *) echo "tofu-env: unknown environment '$env_name'" >&2; exit 2 ;; esac
+
+if [ "$mode" = plan ]; then
+  # Pull-request plans run code under review: no credential beyond the read-only role.
+  unset TF_VAR_flux_github_app_private_key
+  lock_timeout="$PLAN_LOCK_TIMEOUT"
+else
+  if [ -z "${TF_VAR_flux_github_app_private_key:-}" ]; then
+    echo "tofu-env: apply needs TF_VAR_flux_github_app_private_key (secret FLUX_GITHUB_APP_PRIVATE_KEY of environment $env_name)" >&2
+    exit 2
+  fi
+  for required in GITHUB_SHA GITHUB_REPOSITORY GITHUB_API_URL GH_TOKEN; do
+    if [ -z "${!required:-}" ]; then
+      echo "tofu-env: apply needs $required to check that this run is still the head of main" >&2
+      exit 2
+    fi
+  done
+  lock_timeout="$APPLY_LOCK_TIMEOUT"
+fi
+
+# Prints the commit main points at now.
+main_head() {
+  curl --silent --show-error --fail --retry 3 \
+    -H "Authorization: Bearer $GH_TOKEN" -H "Accept: application/vnd.github.sha" \
+    "$GITHUB_API_URL/repos/$GITHUB_REPOSITORY/commits/main"
+}
+
+# True while this run's commit is the head of main.
+still_head() {
+  local head
+  head="$(main_head)"
+  [ "$head" = "$GITHUB_SHA" ]
+}
 
 repo_root="$(cd "$(dirname "$0")/../.." && pwd)"
 mkdir -p "$out"
@@ -28,6 +68,13 @@ status=0
 for stack in "${STACKS[@]}"; do
   dir="$repo_root/opentofu/stacks/$stack"
   config="$repo_root/opentofu/environments/$env_name"
+
+  if [ "$mode" = apply ] && ! still_head; then
+    echo "tofu-env: $GITHUB_SHA is no longer the head of main; the newer run applies $env_name from $stack on"
+    printf '%s: superseded by a newer commit on main before %s; nothing applied from here on.\n' "$env_name" "$stack" >> "$summary"
+    break
+  fi
+
   echo "::group::$env_name/$stack: init"
   tofu -chdir="$dir" init -input=false -no-color -reconfigure -backend-config="$config/$stack.tfbackend"
   tofu -chdir="$dir" validate -no-color
@@ -35,7 +82,7 @@ for stack in "${STACKS[@]}"; do
 
   echo "::group::$env_name/$stack: plan"
   set +e
-  tofu -chdir="$dir" plan -input=false -no-color -lock-timeout=5m -detailed-exitcode \
+  tofu -chdir="$dir" plan -input=false -no-color -lock-timeout="$lock_timeout" -detailed-exitcode \
     -var-file="$config/$stack.tfvars" -out="$out/$stack.tfplan"
   code=$?
   set -e
@@ -65,8 +112,13 @@ for stack in "${STACKS[@]}"; do
     break
   fi
   if [ "$mode" = apply ] && [ "$code" -eq 2 ]; then
+    if ! still_head; then
+      echo "tofu-env: $GITHUB_SHA was superseded while planning $stack; not applying it"
+      printf '%s: superseded by a newer commit on main while planning %s; not applied.\n' "$env_name" "$stack" >> "$summary"
+      break
+    fi
     echo "::group::$env_name/$stack: apply"
-    tofu -chdir="$dir" apply -input=false -no-color -lock-timeout=5m "$out/$stack.tfplan"
+    tofu -chdir="$dir" apply -input=false -no-color -lock-timeout="$lock_timeout" "$out/$stack.tfplan"
     echo "::endgroup::"
   fi
 done

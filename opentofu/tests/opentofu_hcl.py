@@ -48,6 +48,7 @@ class Config:
     path: Path
     resources: dict[str, dict[str, dict]] = field(default_factory=dict)
     data: dict[str, dict[str, dict]] = field(default_factory=dict)
+    ephemeral: dict[str, dict[str, dict]] = field(default_factory=dict)
     modules: dict[str, dict] = field(default_factory=dict)
     variables: dict[str, dict] = field(default_factory=dict)
     outputs: dict[str, dict] = field(default_factory=dict)
@@ -76,6 +77,9 @@ def load_config(directory: Path) -> Config:
         for block in doc.get("data", []):
             for dtype, named in block.items():
                 cfg.data.setdefault(dtype, {}).update(named)
+        for block in doc.get("ephemeral", []):
+            for etype, named in block.items():
+                cfg.ephemeral.setdefault(etype, {}).update(named)
         for block in doc.get("module", []):
             cfg.modules.update(block)
         for block in doc.get("variable", []):

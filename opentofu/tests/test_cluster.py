@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
 from pathlib import Path
 
@@ -25,23 +26,20 @@ def eks(cluster):
     return cluster.module("eks")
 
 
-def test_api_endpoint_private_and_public_restricted(eks, cluster):
+def test_api_endpoint_private_and_public_restricted_to_named_sources(eks, cluster):
     assert eks["endpoint_private_access"] is True
-    assert eks["endpoint_public_access"] == "${var.endpoint_public_access}"
-    assert eks["endpoint_public_access_cidrs"] == "${var.endpoint_public_access_cidrs}"
-    assert cluster.variables["endpoint_public_access"]["default"] is False
-    assert "/0" in cluster.variables["endpoint_public_access_cidrs"]["validation"][0]["condition"]
+    assert eks["endpoint_public_access"] is True
+    assert eks["endpoint_public_access_cidrs"] == "${values(var.endpoint_public_access_sources)}"
+    assert "default" not in cluster.variables["endpoint_public_access_sources"]
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_public_endpoint_never_open_to_the_world(env):
-    values = tfvars(env, "cluster")
-    cidrs = values.get("endpoint_public_access_cidrs", [])
-    if values.get("endpoint_public_access"):
-        assert cidrs, f"{env}: public endpoint without a CIDR list would default to 0.0.0.0/0"
-    for cidr in cidrs:
+    sources = tfvars(env, "cluster")["endpoint_public_access_sources"]
+    assert "tofu-runners" in sources, f"{env}: the OpenTofu runners could not reach the API"
+    for name, cidr in sources.items():
         net = ipaddress.ip_network(cidr)
-        assert net.prefixlen >= 16, f"{env}: {cidr} is too wide for the API endpoint"
+        assert net.prefixlen >= 16, f"{env}: {name} {cidr} is too wide for the API endpoint"
 
 
 def test_secrets_envelope_encryption_with_rotated_cmk(eks):
@@ -60,7 +58,76 @@ def test_access_entries_only_api_mode(eks, cluster):
     assert eks["enable_cluster_creator_admin_permissions"] is False
     entries = cluster.locals["ci_access_entries"]
     assert "AmazonEKSClusterAdminPolicy" in entries["ci-apply"]["policy_associations"]["admin"]["policy_arn"]
-    assert "AmazonEKSViewPolicy" in entries["ci-plan"]["policy_associations"]["view"]["policy_arn"]
+    # The plan role reads more than AmazonEKSViewPolicy covers (CRDs, Flux's API groups, the
+    # Helm release records): its group is bound read-only by the platform stage, see
+    # test_stage_requirements.py for what that binding must cover.
+    assert entries["ci-plan"]["kubernetes_groups"] == ["${local.plan_readers_group}"]
+    for association in entries["ci-plan"].get("policy_associations", {}).values():
+        assert "Admin" not in association["policy_arn"] and "Edit" not in association["policy_arn"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_named_operators_can_reach_the_cluster_after_bootstrap(env, cluster):
+    """authentication_mode API: only access entries authenticate. Without operators' entries
+    nobody but the CI roles could run kubectl or flux."""
+    admins = tfvars(env, "cluster")["cluster_admin_role_arns"]
+    assert admins, f"{env}: no operator can reach the cluster"
+    for arn in admins:
+        assert re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@-]+", arn), f"{env}: {arn} (no path in access entry ARNs)"
+    assert "default" not in cluster.variables["cluster_admin_role_arns"]
+    assert "admin_access_entries" in cluster.locals
+    assert "local.admin_access_entries" in cluster.module("eks")["access_entries"]
+
+
+ADDONS = {"vpc-cni", "eks-pod-identity-agent", "kube-proxy", "coredns", "aws-ebs-csi-driver"}
+ADDON_BUILD = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_addons_pinned_to_a_build_for_the_environments_kubernetes_minor(env, cluster, eks):
+    minor = tfvars(env, "cluster")["kubernetes_version"]
+    builds = cluster.locals["addon_builds"]
+    assert minor in builds, f"{env}: no addon builds for Kubernetes {minor} in addons.tf"
+    assert set(builds[minor]) == ADDONS
+    for name, version in builds[minor].items():
+        assert ADDON_BUILD.match(version), f"{name} {version!r}"
+    assert cluster.locals["addon_versions"] == "${local.addon_builds[var.kubernetes_version]}"
+    assert set(eks["addons"]) == ADDONS
+    for name, addon in eks["addons"].items():
+        # The module defaults most_recent to true; a pinned addon_version wins over it, and
+        # most_recent = false keeps the lookup from resolving a newer build.
+        assert addon.get("addon_version") == f'${{local.addon_versions["{name}"]}}', name
+        assert addon.get("most_recent") is False, name
+
+
+def test_addon_pins_carry_the_renovate_marker():
+    text = (Path(__file__).resolve().parents[1] / "stacks" / "cluster" / "addons.tf").read_text()
+    lines = [line for line in text.splitlines() if "eksbuild" in line]
+    assert lines
+    for line in lines:
+        assert re.search(r'"[\w-]+"\s*=\s*"v[^"]+"\s*# renovate: eks-addon=[\w-]+ k8s=\d+\.\d+$', line), line
+
+
+def test_vpc_cni_enforces_network_policies(cluster, eks):
+    """Every NetworkPolicy in the Flux tree (task-api's, the runners' egress) depends on it."""
+    import json
+
+    vpc_cni = eks["addons"]["vpc-cni"]
+    assert vpc_cni["before_compute"] is True
+    assert vpc_cni["configuration_values"] == "${jsonencode(local.vpc_cni_configuration)}"
+    configuration = json.loads(json.dumps(cluster.locals["vpc_cni_configuration"]))
+    assert configuration.get("enableNetworkPolicy") == "true"
+    # The network policy agent ships with the VPC CNI from 1.14 on.
+    for minor, builds in cluster.locals["addon_builds"].items():
+        major, minor_v = (int(x) for x in builds["vpc-cni"][1:].split(".")[:2])
+        assert (major, minor_v) >= (1, 14), builds["vpc-cni"]
+
+
+def test_no_irsa_provider_and_no_auto_mode_boundary(eks):
+    """Pod Identity serves every workload; the Auto Mode node-role boundary input does nothing here."""
+    assert eks["enable_irsa"] is False
+    assert "node_iam_role_permissions_boundary" not in eks
+    assert "compute_config" not in eks
 
 
 def test_node_groups_are_exactly_the_three_pools(eks):

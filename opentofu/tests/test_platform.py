@@ -26,48 +26,108 @@ def platform():
     return stack("platform")
 
 
-def test_flux_bootstraps_the_environments_path(platform):
-    boot = platform.resource("flux_bootstrap_git", "this")
-    assert boot["path"] == "clusters/${var.environment}"
-    assert boot["embedded_manifests"] is True
-    assert "${kubernetes_config_map_v1.cluster_vars}" in boot["depends_on"]
+def _flux_instance(env: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO / "clusters" / env / "flux-system" / "flux-instance.yaml").read_text())
 
 
-FILE_CALL = re.compile(r'^\$\{file\("(?P<path>[^"]+)"\)\}$')
+def test_flux_is_installed_by_the_operator_without_a_commit(platform):
+    """No flux_bootstrap_git: it commits clusters/<env>/flux-system to main (rejected by
+    pull-request-only branch protection) and stores its push-capable token in the cluster."""
+    assert "flux_bootstrap_git" not in platform.resources
+    providers = platform.terraform[0]["required_providers"][0]
+    assert "flux" not in providers
+    operator = platform.resource("helm_release", "flux_operator")
+    instance = platform.resource("helm_release", "flux_instance")
+    for release, chart in ((operator, "flux-operator"), (instance, "flux-instance")):
+        assert release["chart"] == chart
+        assert release["repository"] == "${local.flux_charts_repository}"
+        assert release["version"] == "${local.flux_operator_chart_version}"
+    assert platform.locals["flux_charts_repository"] == "oci://ghcr.io/controlplaneio-fluxcd/charts"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", platform.locals["flux_operator_chart_version"])
+    assert instance["values"] == ["${yamlencode({instance = local.flux_instance.spec})}"]
+    assert platform.locals["flux_instance_file"] == (
+        "${path.module}/../../../clusters/${var.environment}/flux-system/flux-instance.yaml"
+    )
+    assert "${helm_release.flux_operator}" in instance["depends_on"]
+    assert "${kubernetes_config_map_v1.cluster_vars}" in instance["depends_on"]
+    assert "${kubernetes_secret_v1.flux_git}" in instance["depends_on"]
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_bootstrap_keeps_the_committed_flux_system_kustomization(platform, env):
-    """Without kustomization_override, bootstrap rewrites the file and drops its patches."""
+def test_flux_instance_syncs_this_repository_over_https_with_the_read_only_app(platform, env):
+    spec = _flux_instance(env)["spec"]
+    repository = tfvars(env, "platform").get("github_repository", platform.variables["github_repository"]["default"])
+    sync = spec["sync"]
+    assert sync == {
+        "kind": "GitRepository",
+        "url": f"https://github.com/{repository}.git",
+        "ref": "refs/heads/main",
+        "path": f"clusters/{env}",
+        "pullSecret": "flux-system",
+        "interval": "1m",
+    }
+    # The GitRepository the operator generates authenticates as the GitHub App.
+    provider_patch = [p for p in spec["kustomize"]["patches"] if p["target"].get("kind") == "GitRepository"]
+    assert provider_patch and "value: github" in provider_patch[0]["patch"]
+    # The Secret OpenTofu writes is the one the sync reads, with GitHub App keys only.
+    secret = platform.resource("kubernetes_secret_v1", "flux_git")
+    assert secret["metadata"][0]["name"] == "${local.flux_instance.spec.sync.pullSecret}"
+    assert set(secret["data_wo"]) == {"githubAppID", "githubAppInstallationID", "githubAppPrivateKey"}
+    assert "data" not in secret, "a Secret's data attribute is stored in the state"
+    assert secret["data_wo_revision"] == "${var.flux_github_app_key_revision}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_flux_instance_keeps_the_hardening_and_is_never_pruned(env):
+    instance = _flux_instance(env)
+    assert instance["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
+    spec = instance["spec"]
+    assert spec["cluster"]["networkPolicy"] is True
+    assert re.fullmatch(r"\d+\.\d+\.\d+", spec["distribution"]["version"]), "pin the Flux distribution"
+    kustomize = next(p for p in spec["kustomize"]["patches"] if p["target"].get("name") == "kustomize-controller")
+    assert "--no-remote-bases=true" in kustomize["patch"]
+    assert "--feature-gates=StrictPostBuildSubstitutions=true" in kustomize["patch"]
+    kustomization = yaml_load(REPO / "clusters" / env / "flux-system" / "kustomization.yaml")
+    assert kustomization["resources"] == ["flux-instance.yaml"]
+
+
+def yaml_load(path: Path):
     import yaml
 
-    override = platform.resource("flux_bootstrap_git", "this").get("kustomization_override")
-    assert override, "flux_bootstrap_git has no kustomization_override"
-    match = FILE_CALL.match(override)
-    assert match, override
-    path = (
-        match["path"]
-        .replace("${path.module}", str(STACKS / "platform"))
-        .replace("${var.environment}", env)
-    )
-    assert "${" not in path, path
-    target = Path(path).resolve()
-    assert target == REPO / "clusters" / env / "flux-system" / "kustomization.yaml"
-    kustomization = yaml.safe_load(target.read_text())
-    assert {"gotk-components.yaml", "gotk-sync.yaml"} <= set(kustomization["resources"])
-    patched = {p["target"]["name"] for p in kustomization.get("patches", [])}
-    assert "kustomize-controller" in patched
+    return yaml.safe_load(path.read_text())
 
 
-def test_bootstrap_waits_for_every_pod_identity(platform):
+def test_flux_instance_waits_for_every_pod_identity(platform):
     """A pod admitted before its association exists runs without AWS credentials until restarted."""
     identities = {
         name for name, call in platform.modules.items()
         if call["source"] == "terraform-aws-modules/eks-pod-identity/aws"
     }
     assert "flux_source_controller_identity" in identities
-    depends_on = set(platform.resource("flux_bootstrap_git", "this")["depends_on"])
+    depends_on = set(platform.resource("helm_release", "flux_instance")["depends_on"])
     assert {f"${{module.{name}}}" for name in identities} <= depends_on
+
+
+def test_git_credential_is_sensitive_ephemeral_and_absent_from_plans(platform):
+    key = platform.variables["flux_github_app_private_key"]
+    assert key["sensitive"] is True
+    assert key["ephemeral"] is True
+    assert "flux_git_token" not in platform.variables
+
+
+def test_pod_identity_roles_trust_only_this_account_and_cluster(platform):
+    conditions = platform.locals["workload_identity_defaults"]["trust_policy_conditions"]
+    by_key = {c["variable"]: (c["test"], c["values"]) for c in conditions}
+    assert by_key["aws:SourceAccount"] == ("StringEquals", ["${data.aws_caller_identity.current.account_id}"])
+    assert by_key["aws:SourceArn"] == ("ArnEquals", ["${data.aws_eks_cluster.this.arn}"])
+    for name, call in platform.modules.items():
+        if call["source"] == "terraform-aws-modules/eks-pod-identity/aws":
+            assert call.get("trust_policy_conditions") == "${local.workload_identity_defaults.trust_policy_conditions}", name
+    ebs = stack("cluster").module("ebs_csi_pod_identity")
+    variables = {c["variable"] for c in ebs["trust_policy_conditions"]}
+    assert variables == {"aws:SourceAccount", "aws:SourceArn"}
 
 
 def test_cluster_vars_configmap_has_every_key(platform):
@@ -220,13 +280,6 @@ def test_flux_source_controller_may_pull_only_the_task_api_repositories(platform
     assert global_outputs["ecr_repository_arns"]["value"] == (
         "${{for name, r in aws_ecr_repository.this : name => r.arn}}"
     )
-
-
-def test_git_token_is_sensitive_and_ephemeral(platform):
-    token = platform.variables["flux_git_token"]
-    assert token["sensitive"] is True
-    assert token["ephemeral"] is True
-    assert "default" not in token
 
 
 @pytest.mark.parametrize("env", ENVS)

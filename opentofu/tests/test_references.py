@@ -65,7 +65,10 @@ def test_references_resolve(directory):
     for rtype, name in set(re.findall(r"\bdata\.([a-z0-9_]+)\.([A-Za-z0-9_]+)", code)):
         if name not in cfg.data.get(rtype, {}):
             missing.append(f"data.{rtype}.{name}")
-    for rtype, name in set(re.findall(r"(?<![.\w])((?:aws|kubernetes|flux)_[a-z0-9_]+)\.([A-Za-z0-9_]+)\b", code)):
+    for rtype, name in set(re.findall(r"\bephemeral\.([a-z0-9_]+)\.([A-Za-z0-9_]+)", code)):
+        if name not in cfg.ephemeral.get(rtype, {}):
+            missing.append(f"ephemeral.{rtype}.{name}")
+    for rtype, name in set(re.findall(r"(?<![.\w])((?:aws|kubernetes|helm|flux)_[a-z0-9_]+)\.([A-Za-z0-9_]+)\b", code)):
         if name not in cfg.resources.get(rtype, {}):
             missing.append(f"{rtype}.{name}")
     assert sorted(missing) == []

@@ -4,10 +4,13 @@ state_bucket = "example-org-task-platform-tfstate"
 
 kubernetes_version = "1.34"
 
-# Private endpoint for nodes and in-VPC clients; the public one admits only the static egress
-# range of the CI runners and the admin VPN (placeholder range below), never 0.0.0.0/0.
-endpoint_public_access       = true
-endpoint_public_access_cidrs = ["203.0.113.0/28"]
+# Private endpoint for the nodes; the public one admits only these named ranges (placeholders
+# from the documentation range: put the real static egress of the OpenTofu runner group and of
+# the operators' VPN here, see docs/runbooks/bootstrap-environment.md).
+endpoint_public_access_sources = {
+  tofu-runners  = "203.0.113.0/28"
+  operators-vpn = "198.51.100.0/28"
+}
 
 node_pools = {
   system = {
@@ -31,3 +34,7 @@ node_pools = {
     disk_size_gib  = 100
   }
 }
+
+# Who can run kubectl/flux after bootstrap (access entries, cluster-admin): the platform team's
+# IAM Identity Center permission set (role ARN without its path; see the bootstrap runbook).
+cluster_admin_role_arns = ["arn:aws:iam::111111111111:role/AWSReservedSSO_PlatformAdmin_0123456789abcdef"]

@@ -21,8 +21,13 @@ locals {
         }
       }
     }
+    # The plan job refreshes what the platform stage manages in the cluster (Helm release
+    # records, the flux-system namespace, ConfigMap and Git credential, RBAC, Flux objects):
+    # the group is bound read-only by the platform stage (stacks/platform/rbac.tf), because no
+    # AWS access policy covers CRDs and Flux's API groups without also granting writes.
     ci-plan = {
-      principal_arn = data.terraform_remote_state.global.outputs.plan_role_arns[var.environment]
+      principal_arn     = data.terraform_remote_state.global.outputs.plan_role_arns[var.environment]
+      kubernetes_groups = [local.plan_readers_group]
       policy_associations = {
         view = {
           policy_arn   = "arn:${local.partition}:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
@@ -31,6 +36,9 @@ locals {
       }
     }
   }
+
+  # Kubernetes group of the plan role's access entry; stacks/platform binds it (same name).
+  plan_readers_group = "${var.project}:plan-readers"
 
   admin_access_entries = {
     for i, arn in var.cluster_admin_role_arns : "admin-${i}" => {
@@ -88,9 +96,11 @@ module "eks" {
   subnet_ids               = local.network.private_subnet_ids
   control_plane_subnet_ids = local.network.private_subnet_ids
 
+  # Private endpoint for the nodes; the public one admits only the named ranges (the OpenTofu
+  # runners, operators), docs/decisions/0080.
   endpoint_private_access      = true
-  endpoint_public_access       = var.endpoint_public_access
-  endpoint_public_access_cidrs = var.endpoint_public_access_cidrs
+  endpoint_public_access       = true
+  endpoint_public_access_cidrs = values(var.endpoint_public_access_sources)
 
   authentication_mode                      = "API"
   enable_cluster_creator_admin_permissions = false
@@ -109,23 +119,43 @@ module "eks" {
 
   deletion_protection = var.environment == "prod"
 
-  iam_role_name                      = "${local.name}-cluster"
-  iam_role_use_name_prefix           = false
-  iam_role_permissions_boundary      = local.permissions_boundary_arn
-  encryption_policy_name             = "${local.name}-cluster-encryption"
-  encryption_policy_use_name_prefix  = false
-  node_iam_role_permissions_boundary = local.permissions_boundary_arn
+  iam_role_name                     = "${local.name}-cluster"
+  iam_role_use_name_prefix          = false
+  iam_role_permissions_boundary     = local.permissions_boundary_arn
+  encryption_policy_name            = "${local.name}-cluster-encryption"
+  encryption_policy_use_name_prefix = false
+  # (The node groups' roles carry the boundary through each group's
+  # iam_role_permissions_boundary; the module's node_iam_role_permissions_boundary is only for
+  # the EKS Auto Mode node role, which this cluster does not use.)
 
-  enable_irsa = true
+  # Every workload identity is an EKS Pod Identity association: no IRSA OIDC provider.
+  enable_irsa = false
 
-  # Addons follow the latest build for the cluster's minor version at creation; upgrades of
-  # kubernetes_version move them forward together (docs/decisions/0052).
+  # Addon builds pinned per Kubernetes minor (addons.tf), so every environment on one minor runs
+  # the same builds and a change is a reviewed pull request.
   addons = {
-    vpc-cni                = { before_compute = true }
-    eks-pod-identity-agent = { before_compute = true }
-    kube-proxy             = {}
-    coredns                = {}
+    vpc-cni = {
+      before_compute       = true
+      addon_version        = local.addon_versions["vpc-cni"]
+      most_recent          = false
+      configuration_values = jsonencode(local.vpc_cni_configuration)
+    }
+    eks-pod-identity-agent = {
+      before_compute = true
+      addon_version  = local.addon_versions["eks-pod-identity-agent"]
+      most_recent    = false
+    }
+    kube-proxy = {
+      addon_version = local.addon_versions["kube-proxy"]
+      most_recent   = false
+    }
+    coredns = {
+      addon_version = local.addon_versions["coredns"]
+      most_recent   = false
+    }
     aws-ebs-csi-driver = {
+      addon_version = local.addon_versions["aws-ebs-csi-driver"]
+      most_recent   = false
       pod_identity_association = [{
         role_arn        = module.ebs_csi_pod_identity.iam_role_arn
         service_account = "ebs-csi-controller-sa"
@@ -211,7 +241,13 @@ module "ebs_csi_pod_identity" {
   use_name_prefix           = false
   permissions_boundary_arn  = local.permissions_boundary_arn
   attach_aws_ebs_csi_policy = true
-  aws_ebs_csi_policy_name   = "${local.name}-ebs-csi"
+  # Only this account's Pod Identity, for this cluster (the ARN is built from the name so that
+  # the role does not wait for the cluster).
+  trust_policy_conditions = [
+    { test = "StringEquals", variable = "aws:SourceAccount", values = [data.aws_caller_identity.current.account_id] },
+    { test = "ArnEquals", variable = "aws:SourceArn", values = ["arn:${local.partition}:eks:${var.aws_region}:${data.aws_caller_identity.current.account_id}:cluster/${local.name}"] },
+  ]
+  aws_ebs_csi_policy_name = "${local.name}-ebs-csi"
 
   tags = local.tags
 }

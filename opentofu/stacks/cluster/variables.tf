@@ -1,22 +1,25 @@
 variable "kubernetes_version" {
-  description = "EKS minor version; upgrade one minor at a time, dev first."
+  description = "EKS minor version; upgrade one minor at a time, dev first (addons.tf needs the minor's addon builds)."
   type        = string
 }
 
-variable "endpoint_public_access" {
-  description = "Expose the API endpoint publicly (in addition to the private one), restricted to endpoint_public_access_cidrs."
-  type        = bool
-  default     = false
-}
-
-variable "endpoint_public_access_cidrs" {
-  description = "Source ranges allowed on the public API endpoint (CI egress, admin VPN)."
-  type        = list(string)
-  default     = []
+variable "endpoint_public_access_sources" {
+  description = <<-EOT
+    Named source ranges admitted on the public API endpoint (the private endpoint serves the
+    nodes). `tofu-runners` is the static egress range of the GitHub-hosted runner group that
+    runs OpenTofu (repository variable TOFU_RUNNER): the platform stage talks to the API from
+    there. Add the operators' VPN egress as e.g. `operators-vpn`. Never /0.
+  EOT
+  type        = map(string)
 
   validation {
-    condition     = alltrue([for c in var.endpoint_public_access_cidrs : can(cidrhost(c, 0)) && !endswith(c, "/0")])
-    error_message = "endpoint_public_access_cidrs must be CIDR ranges, never /0."
+    condition     = contains(keys(var.endpoint_public_access_sources), "tofu-runners")
+    error_message = "endpoint_public_access_sources must name the OpenTofu runners' range as tofu-runners."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.endpoint_public_access_sources) : can(cidrhost(c, 0)) && tonumber(split("/", c)[1]) >= 16])
+    error_message = "endpoint_public_access_sources must be CIDR ranges of /16 or narrower, never /0."
   }
 }
 
@@ -47,9 +50,17 @@ variable "node_pools" {
 }
 
 variable "cluster_admin_role_arns" {
-  description = "Human administrator roles (SSO) granted cluster-admin through access entries."
+  description = <<-EOT
+    Operators' roles (IAM Identity Center permission-set roles, ARN without the
+    aws-reserved/sso.amazonaws.com/ path) granted cluster-admin through access entries: with
+    authentication_mode API nobody else can run kubectl or flux against the cluster.
+  EOT
   type        = list(string)
-  default     = []
+
+  validation {
+    condition     = length(var.cluster_admin_role_arns) > 0 && alltrue([for a in var.cluster_admin_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_-]+$", a))])
+    error_message = "cluster_admin_role_arns must name at least one role, by ARN without a path."
+  }
 }
 
 variable "log_retention_days" {

@@ -31,7 +31,7 @@ resource "kubernetes_namespace_v1" "flux_system" {
     name = "flux-system"
   }
 
-  # Flux labels its own namespace on bootstrap.
+  # The operator labels its namespace when it installs Flux.
   lifecycle {
     ignore_changes = [metadata[0].labels, metadata[0].annotations]
   }
@@ -46,10 +46,62 @@ resource "kubernetes_config_map_v1" "cluster_vars" {
   data = local.cluster_vars
 }
 
-resource "flux_bootstrap_git" "this" {
+# Flux is installed by the Flux Operator from a FluxInstance; nothing is committed to the
+# repository and no credential that can push is handed to the cluster (docs/decisions/0081).
+# The FluxInstance is the one committed in clusters/<env>/flux-system/flux-instance.yaml: the
+# same file Flux then reconciles from Git, so Flux upgrades are pull requests to that file.
+locals {
+  flux_instance_file = "${path.module}/../../../clusters/${var.environment}/flux-system/flux-instance.yaml"
+  flux_instance      = yamldecode(file(local.flux_instance_file))
+
+  # Charts of the Flux Operator and of its FluxInstance, released together.
+  flux_operator_chart_version = "0.53.0" # renovate: datasource=docker depName=ghcr.io/controlplaneio-fluxcd/charts/flux-operator
+  flux_charts_repository      = "oci://ghcr.io/controlplaneio-fluxcd/charts"
+
+  # Flux's controllers run on the tainted system nodes.
+  system_pool_scheduling = {
+    tolerations  = [{ key = "CriticalAddonsOnly", operator = "Exists", effect = "NoSchedule" }]
+    nodeSelector = { "node-pool" = "system" }
+  }
+}
+
+# Read-only credential of the Flux GitHub App (Contents: read on this repository only): Flux
+# clones over HTTPS with short-lived installation tokens it mints from it. Write-only: the
+# private key never enters the state or a plan file; bump the revision to rotate it.
+resource "kubernetes_secret_v1" "flux_git" {
+  metadata {
+    name      = local.flux_instance.spec.sync.pullSecret
+    namespace = kubernetes_namespace_v1.flux_system.metadata[0].name
+  }
+
+  data_wo = {
+    githubAppID             = var.flux_github_app_id
+    githubAppInstallationID = var.flux_github_app_installation_id
+    githubAppPrivateKey     = var.flux_github_app_private_key
+  }
+  data_wo_revision = var.flux_github_app_key_revision
+}
+
+resource "helm_release" "flux_operator" {
+  name       = "flux-operator"
+  namespace  = kubernetes_namespace_v1.flux_system.metadata[0].name
+  repository = local.flux_charts_repository
+  chart      = "flux-operator"
+  version    = local.flux_operator_chart_version
+  values     = [yamlencode(local.system_pool_scheduling)]
+
+  wait            = true
+  timeout         = 600
+  atomic          = true
+  cleanup_on_fail = true
+}
+
+resource "helm_release" "flux_instance" {
   # Pod Identity injects credentials when a pod is admitted: every association must exist before
-  # bootstrap starts source-controller and Flux installs the controllers that use them.
+  # Flux starts source-controller and installs the controllers that use them.
   depends_on = [
+    helm_release.flux_operator,
+    kubernetes_secret_v1.flux_git,
     kubernetes_config_map_v1.cluster_vars,
     module.flux_source_controller_identity,
     module.external_secrets_identity,
@@ -58,14 +110,26 @@ resource "flux_bootstrap_git" "this" {
     module.task_api_identity,
   ]
 
-  path = "clusters/${var.environment}"
-  # Controller manifests come from the pinned provider build, not a download at apply time.
-  embedded_manifests = true
-  # Flux may run on the tainted system nodes.
-  toleration_keys = ["CriticalAddonsOnly"]
-  network_policy  = true
-  interval        = "1m0s"
-  # Bootstrap writes clusters/<env>/flux-system/kustomization.yaml itself; handing it the
-  # committed file keeps the kustomize-controller hardening patches instead of a bare default.
-  kustomization_override = file("${path.module}/../../../clusters/${var.environment}/flux-system/kustomization.yaml")
+  name       = local.flux_instance.metadata.name
+  namespace  = kubernetes_namespace_v1.flux_system.metadata[0].name
+  repository = local.flux_charts_repository
+  chart      = "flux-instance"
+  version    = local.flux_operator_chart_version
+  values     = [yamlencode({ instance = local.flux_instance.spec })]
+
+  wait            = true
+  timeout         = 900
+  atomic          = true
+  cleanup_on_fail = true
+
+  lifecycle {
+    precondition {
+      condition = (
+        local.flux_instance.spec.sync.url == "https://github.com/${var.github_repository}.git" &&
+        local.flux_instance.spec.sync.path == "clusters/${var.environment}" &&
+        local.flux_instance.metadata.namespace == "flux-system"
+      )
+      error_message = "clusters/<env>/flux-system/flux-instance.yaml must sync https://github.com/<github_repository>.git at clusters/<env>, in flux-system."
+    }
+  }
 }

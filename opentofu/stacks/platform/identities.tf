@@ -5,6 +5,20 @@ locals {
     use_name_prefix          = false
     permissions_boundary_arn = local.permissions_boundary_arn
     tags                     = local.tags
+    # pods.eks.amazonaws.com may assume a role only for this account and this cluster: a
+    # Pod Identity association of another cluster (another environment) cannot name it.
+    trust_policy_conditions = [
+      {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [data.aws_caller_identity.current.account_id]
+      },
+      {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [data.aws_eks_cluster.this.arn]
+      },
+    ]
   }
 }
 
@@ -16,6 +30,7 @@ module "aws_lb_controller_identity" {
   name                            = "${local.name}-aws-load-balancer-controller"
   use_name_prefix                 = local.workload_identity_defaults.use_name_prefix
   permissions_boundary_arn        = local.workload_identity_defaults.permissions_boundary_arn
+  trust_policy_conditions         = local.workload_identity_defaults.trust_policy_conditions
   attach_aws_lb_controller_policy = true
   aws_lb_controller_policy_name   = "${local.name}-aws-load-balancer-controller"
 
@@ -78,6 +93,7 @@ module "external_secrets_identity" {
   name                     = "${local.name}-external-secrets"
   use_name_prefix          = local.workload_identity_defaults.use_name_prefix
   permissions_boundary_arn = local.workload_identity_defaults.permissions_boundary_arn
+  trust_policy_conditions  = local.workload_identity_defaults.trust_policy_conditions
 
   # The module's own External Secrets policy adds ListSecrets and BatchGetSecretValue on "*";
   # this one grants only what the ExternalSecrets use (remoteRef by name, no find).
@@ -104,6 +120,7 @@ module "cluster_autoscaler_identity" {
   name                             = "${local.name}-cluster-autoscaler"
   use_name_prefix                  = local.workload_identity_defaults.use_name_prefix
   permissions_boundary_arn         = local.workload_identity_defaults.permissions_boundary_arn
+  trust_policy_conditions          = local.workload_identity_defaults.trust_policy_conditions
   attach_cluster_autoscaler_policy = true
   cluster_autoscaler_policy_name   = "${local.name}-cluster-autoscaler"
   cluster_autoscaler_cluster_names = [local.cluster.cluster_name]
@@ -129,6 +146,7 @@ module "task_api_identity" {
   name                     = "${local.name}-task-api"
   use_name_prefix          = local.workload_identity_defaults.use_name_prefix
   permissions_boundary_arn = local.workload_identity_defaults.permissions_boundary_arn
+  trust_policy_conditions  = local.workload_identity_defaults.trust_policy_conditions
 
   associations = {
     task-api = {
@@ -171,6 +189,7 @@ module "flux_source_controller_identity" {
   name                     = "${local.name}-flux-source-controller"
   use_name_prefix          = local.workload_identity_defaults.use_name_prefix
   permissions_boundary_arn = local.workload_identity_defaults.permissions_boundary_arn
+  trust_policy_conditions  = local.workload_identity_defaults.trust_policy_conditions
 
   attach_custom_policy      = true
   custom_policy_description = "Flux source-controller: pull the Task API chart and image from ECR"

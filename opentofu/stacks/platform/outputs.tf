@@ -3,7 +3,7 @@ output "cluster_vars" {
   value       = local.cluster_vars
 }
 
-output "flux_repository_files" {
-  description = "Files Flux bootstrap manages in clusters/<env>/flux-system."
-  value       = keys(flux_bootstrap_git.this.repository_files)
+output "flux_sync" {
+  description = "What the FluxInstance syncs (URL, ref, path, credential Secret)."
+  value       = local.flux_instance.spec.sync
 }

@@ -12,38 +12,23 @@ data "aws_eks_cluster" "this" {
   name = local.cluster.cluster_name
 }
 
-locals {
-  kube_exec = {
-    api_version = "client.authentication.k8s.io/v1beta1"
-    command     = "aws"
-    args        = ["eks", "get-token", "--cluster-name", local.cluster.cluster_name, "--region", var.aws_region]
-  }
+# A token the AWS provider signs from the job's role session: the providers below need no
+# `aws` CLI in the job image, and the token (15 minutes) is opened afresh in plan and in apply,
+# never written to the state or the plan file.
+ephemeral "aws_eks_cluster_auth" "this" {
+  name = local.cluster.cluster_name
 }
 
 provider "kubernetes" {
   host                   = data.aws_eks_cluster.this.endpoint
   cluster_ca_certificate = base64decode(data.aws_eks_cluster.this.certificate_authority[0].data)
-
-  exec {
-    api_version = local.kube_exec.api_version
-    command     = local.kube_exec.command
-    args        = local.kube_exec.args
-  }
+  token                  = ephemeral.aws_eks_cluster_auth.this.token
 }
 
-provider "flux" {
+provider "helm" {
   kubernetes = {
     host                   = data.aws_eks_cluster.this.endpoint
     cluster_ca_certificate = base64decode(data.aws_eks_cluster.this.certificate_authority[0].data)
-    exec                   = local.kube_exec
-  }
-
-  git = {
-    url    = "https://github.com/${var.github_repository}.git"
-    branch = var.flux_git_branch
-    http = {
-      username = "git"
-      password = var.flux_git_token
-    }
+    token                  = ephemeral.aws_eks_cluster_auth.this.token
   }
 }

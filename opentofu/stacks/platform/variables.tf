@@ -29,19 +29,40 @@ variable "github_repository" {
   default     = "example-org/task-platform"
 }
 
-variable "flux_git_branch" {
-  description = "Branch Flux follows."
+variable "flux_github_app_id" {
+  description = "App ID of the read-only Flux GitHub App (Contents: read on this repository)."
   type        = string
-  default     = "main"
+
+  validation {
+    condition     = can(regex("^[0-9]+$", var.flux_github_app_id))
+    error_message = "flux_github_app_id is the numeric App ID."
+  }
 }
 
-variable "flux_git_token" {
+variable "flux_github_app_installation_id" {
+  description = "Installation ID of the Flux GitHub App on the repository's owner."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]+$", var.flux_github_app_installation_id))
+    error_message = "flux_github_app_installation_id is the numeric installation ID."
+  }
+}
+
+variable "flux_github_app_private_key" {
   description = <<-EOT
-    Token Flux uses to read the repository (and, once, to commit clusters/<env>/flux-system).
-    Passed as TF_VAR_flux_git_token from a GitHub environment secret; provider configuration is
-    never written to the state.
+    PEM private key of the Flux GitHub App, as TF_VAR_flux_github_app_private_key from the
+    GitHub environment <env> (apply jobs only; plans run without it). Ephemeral and written to a
+    write-only attribute: it is in neither the state nor a plan file.
   EOT
   type        = string
   sensitive   = true
   ephemeral   = true
+  default     = null
+}
+
+variable "flux_github_app_key_revision" {
+  description = "Increment to write a new Flux GitHub App key into the cluster (the write-only value is not compared)."
+  type        = number
+  default     = 1
 }

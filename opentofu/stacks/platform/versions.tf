@@ -10,9 +10,9 @@ terraform {
       source  = "hashicorp/kubernetes"
       version = "~> 2.38.0"
     }
-    flux = {
-      source  = "fluxcd/flux"
-      version = "~> 1.8.5"
+    helm = {
+      source  = "hashicorp/helm"
+      version = "~> 3.1.0"
     }
   }
 
