@@ -250,3 +250,99 @@ def test_every_alert_in_the_chart_has_a_runbook_entry():
     runbook = (DOCS / "runbooks" / "alerts.md").read_text()
     missing = sorted(a for a in alerts if a not in runbook)
     assert not missing, f"alerts without an entry in docs/runbooks/alerts.md: {missing}"
+
+
+RUNBOOKS = DOCS / "runbooks"
+ENVS = ("dev", "staging", "prod")
+
+
+def yaml_load(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def scale_row(what: str) -> list[str]:
+    for line in (RUNBOOKS / "scale-limits-and-costs.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells and cells[0].startswith(what):
+            return [v.strip() for v in cells[-1].split("·")]
+    pytest.fail(f"scale-limits-and-costs.md has no row {what!r}")
+
+
+def test_the_scale_limits_runbook_cites_the_values_in_the_files():
+    hpa = []
+    for env in ENVS:
+        values = yaml_load(REPO / "apps" / env / "values.yaml")
+        text = str(values)
+        auto = re.search(r"'autoscaling': \{'minReplicas': (\d+), 'maxReplicas': (\d+)", text)
+        hpa.append(f"{auto.group(1)}/{auto.group(2)}")
+    assert scale_row("Task API replicas") == hpa
+    chart = yaml_load(REPO / "apps" / "base" / "task-api" / "chart" / "values.yaml")["config"]
+    assert scale_row("requests in flight") == [f"{chart['maxInflight']} everywhere"]
+    assert scale_row("database connections") == [f"{chart['dbMaxConnections']} everywhere"]
+    caps = []
+    for env in ENVS:
+        text = (REPO / "clusters" / env / "infrastructure.yaml").read_text()
+        linux = re.search(r'arc_linux_max_runners:\s*"(\d+)"', text).group(1)
+        docker = re.search(r'arc_docker_max_runners:\s*"(\d+)"', text).group(1)
+        caps.append(f"{linux}/{docker}")
+    assert scale_row("runners per scale set") == caps
+    pools = [re.search(r"runners = \{.*?max_size\s*=\s*(\d+)", tfvars(e, "cluster"), re.S).group(1) for e in ENVS]
+    assert scale_row("runner node pool") == pools
+    nat = ["1 per AZ" if "nat_gateway_per_az = true" in tfvars(e, "network") else "1 shared" for e in ENVS]
+    assert scale_row("NAT gateways") == nat
+
+
+@pytest.mark.parametrize("name", ["scale-limits-and-costs.md", "switch-runners.md", "restore-database.md", "rotate-credentials.md"])
+def test_runbook_paths_exist(name):
+    text = (RUNBOOKS / name).read_text()
+    missing = []
+    for path in set(re.findall(r"`((?:apps|clusters|infrastructure|opentofu|\.github)/[\w./<>-]+)`", text)):
+        for env in ENVS:
+            candidate = REPO / path.replace("<env>", env).rstrip("/")
+            if not candidate.exists():
+                missing.append(path.replace("<env>", env))
+    assert not missing, f"{name} cites paths that do not exist: {sorted(set(missing))}"
+
+
+def test_the_runner_scale_set_names_in_the_runbooks_are_the_registered_ones():
+    names = set()
+    for manifest in (REPO / "infrastructure" / "configs" / "base" / "arc-runners").glob("*.yaml"):
+        names |= set(re.findall(r"runnerScaleSetName:\s*(\S+)", manifest.read_text()))
+    assert names, "no runner scale set found"
+    documented = {n.replace("${environment}", "<env>") for n in names}
+    for doc in (RUNBOOKS / "switch-runners.md", DOCS / "ci-cd.md", DOCS / "walkthrough.md"):
+        text = doc.read_text()
+        for name in documented:
+            assert name in text, f"{doc.name} does not name the scale set {name}"
+        for env in ENVS:
+            for label in re.findall(r"--body (arc-[\w-]+)", text):
+                assert label.replace(env, "<env>", 1) in documented or label.replace("dev", "<env>", 1) in documented, (
+                    f"{doc.name}: RUNNER label {label} is no registered scale set"
+                )
+
+
+def test_kubectl_and_flux_contexts_are_the_aliases_update_kubeconfig_creates():
+    """`aws eks update-kubeconfig` names a context after the cluster ARN unless given --alias."""
+    for doc in sorted(RUNBOOKS.glob("*.md")) + [DOCS / "walkthrough.md"]:
+        text = doc.read_text()
+        contexts = set(re.findall(r"--(?:kube-)?context[= ]([\w<>-]+)", text))
+        if not contexts:
+            continue
+        aliases = set(re.findall(r"update-kubeconfig [^\n]*--alias ([\w<>-]+)", text))
+        if "<env>" in aliases:
+            aliases |= set(ENVS)
+        assert contexts <= aliases, f"{doc.name} uses contexts {sorted(contexts - aliases)} it never creates with --alias"
+        for line in re.findall(r"aws eks update-kubeconfig[^\n]*", text):
+            assert "--name task-platform-" in line, f"{doc.name}: the clusters are task-platform-<env>: {line}"
+
+
+def test_the_restore_runbook_never_scales_the_service_to_zero():
+    text = (RUNBOOKS / "restore-database.md").read_text()
+    assert not re.search(r"kubectl[^\n]*scale[^\n]*--replicas[= ]0", text)
+    assert "--manage-master-user-password" in text and "alias/task-platform-<env>-database" in text
+    assert "<cluster_name>" not in text
+    database = (REPO / "opentofu" / "stacks" / "database" / "main.tf").read_text()
+    assert "identifier = local.name" in database and "manage_master_user_password   = true" in database
+    assert 'name          = "alias/${local.name}-database"' in database
