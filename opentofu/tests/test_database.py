@@ -97,3 +97,30 @@ def test_prod_is_multi_az_protected_and_backed_up():
 @pytest.mark.parametrize("env", ENVS)
 def test_every_environment_keeps_backups(env):
     assert tfvars(env, "database")["backup_retention_days"] >= 1
+
+
+def test_master_password_rotation_is_scheduled_outside_the_maintenance_and_backup_windows(database, db):
+    """RDS rotates the managed password even when told nothing (it cannot be disabled at
+    creation); the stack makes it a known weekly hour that overlaps neither window."""
+    import re
+
+    assert db["manage_master_user_password_rotation"] is True
+    assert db["master_user_password_rotate_immediately"] is False
+    assert db["master_user_password_rotation_schedule_expression"] == "${var.master_password_rotation_schedule}"
+    schedule = database.variables["master_password_rotation_schedule"]["default"]
+    minute, hour, _, _, weekday, _ = re.fullmatch(r"cron\((.+)\)", schedule).group(1).split()
+    duration = int(re.fullmatch(r"(\d+)h", db["master_user_password_rotation_duration"]).group(1))
+    start = int(hour) * 60 + int(minute)
+    end = start + duration * 60
+
+    def window(text: str) -> tuple[int, int]:
+        parts = re.findall(r"(\d\d):(\d\d)", text)
+        (h1, m1), (h2, m2) = parts
+        return int(h1) * 60 + int(m1), int(h2) * 60 + int(m2)
+
+    maint_day = db["maintenance_window"].split(":")[0].upper()
+    maint = window(db["maintenance_window"])
+    backup = window(db["backup_window"])
+    assert backup[1] <= start or end <= backup[0], "rotation overlaps the backup window"
+    if weekday.upper() == maint_day:
+        assert maint[1] <= start or end <= maint[0], "rotation overlaps the maintenance window"

@@ -96,6 +96,15 @@ module "db" {
   # RDS generates the password and keeps it in Secrets Manager; it never enters the state.
   manage_master_user_password   = true
   master_user_secret_kms_key_id = aws_kms_key.database.arn
+  # RDS rotates the managed password whatever is set here (by default every 7 days, at a time
+  # it picks). Managed explicitly, it rotates weekly in a quiet hour after the maintenance
+  # window: the old password stops working at once, External Secrets refreshes the Secret
+  # within a minute, and the Task API reads the mounted credentials for every new connection
+  # (docs/decisions/0054), so sessions opened before keep working and new ones use the new one.
+  manage_master_user_password_rotation              = true
+  master_user_password_rotate_immediately           = false
+  master_user_password_rotation_schedule_expression = var.master_password_rotation_schedule
+  master_user_password_rotation_duration            = "1h"
 
   multi_az               = var.multi_az
   create_db_subnet_group = false

@@ -39,3 +39,14 @@ variable "backup_retention_days" {
     error_message = "backup_retention_days must be between 1 and 35 (0 would disable backups)."
   }
 }
+
+variable "master_password_rotation_schedule" {
+  description = "When RDS rotates the managed master password (Secrets Manager schedule, UTC): after the maintenance window, at low traffic."
+  type        = string
+  default     = "cron(0 5 ? * SUN *)"
+
+  validation {
+    condition     = can(regex("^(cron|rate)\\(.+\\)$", var.master_password_rotation_schedule))
+    error_message = "master_password_rotation_schedule must be a cron() or rate() expression."
+  }
+}
