@@ -421,6 +421,8 @@ def boundary_escapes(env: str) -> list[tuple[str, Request]]:
         ("delete a DynamoDB table", Request("dynamodb:DeleteTable", arn("dynamodb", "table/x"))),
         ("invoke a Lambda", Request("lambda:InvokeFunction", arn("lambda", "function:x"))),
         ("write to any S3 bucket", Request("s3:PutObject", arn("s3", "any-bucket/x"))),
+        ("delete its own cluster", Request("eks:DeleteCluster", arn("eks", f"cluster/{name}"))),
+        ("push an image", Request("ecr:PutImage", arn("ecr", "repository/task-api"))),
     ]
 
 
@@ -436,6 +438,8 @@ def own_workload_needs(env: str) -> list[tuple[str, Request]]:
         ("the VPC CNI attaches an interface", Request("ec2:AttachNetworkInterface", arn("ec2", f"instance/i-{env}"), env_tags(env))),
         ("the autoscaler scales a node group", Request("autoscaling:SetDesiredCapacity", arn("autoscaling", "autoScalingGroup:x:autoScalingGroupName/eks-apps"), {"aws:ResourceTag/eks:cluster-name": name})),
         ("source-controller pulls the chart", Request("ecr:BatchGetImage", arn("ecr", "repository/charts/task-api"))),
+        ("a node pulls the VPC CNI image from AWS's registry", Request("ecr:BatchGetImage", f"arn:{PARTITION}:ecr:{region()}:602401143452:repository/amazon-k8s-cni")),
+        ("the Pod Identity agent exchanges a token", Request("eks-auth:AssumeRoleForPodIdentity", arn("eks", f"cluster/{name}"))),
         ("a node joins the cluster", Request("eks:DescribeCluster", arn("eks", f"cluster/{name}"))),
         ("the load balancer controller deletes its load balancer", Request("elasticloadbalancing:DeleteLoadBalancer", arn("elasticloadbalancing", "loadbalancer/app/k8s-x/1"), {"aws:ResourceTag/elbv2.k8s.aws/cluster": name})),
     ]
@@ -453,6 +457,7 @@ def cross_environment_workload_actions(env: str, actor_env: str) -> list[tuple[s
         ("scale the other node groups", Request("autoscaling:SetDesiredCapacity", arn("autoscaling", "autoScalingGroup:x:autoScalingGroupName/eks-apps"), {"aws:ResourceTag/eks:cluster-name": name})),
         ("delete the other load balancer", Request("elasticloadbalancing:DeleteLoadBalancer", arn("elasticloadbalancing", "loadbalancer/app/k8s-x/1"), {"aws:ResourceTag/elbv2.k8s.aws/cluster": name})),
         ("change the other cluster", Request("eks:DeleteCluster", arn("eks", f"cluster/{name}"))),
+        ("exchange a Pod Identity token of the other cluster", Request("eks-auth:AssumeRoleForPodIdentity", arn("eks", f"cluster/{name}"))),
     ]
 
 

@@ -104,8 +104,17 @@ def test_addon_pins_carry_the_renovate_marker():
     text = (Path(__file__).resolve().parents[1] / "stacks" / "cluster" / "addons.tf").read_text()
     lines = [line for line in text.splitlines() if "eksbuild" in line]
     assert lines
+    import json
+
+    # The custom manager's regex (Renovate config): the addon filter is the packageName.
+    manager = re.compile(r'"(?P<name>[\w-]+)"\s*=\s*"(?P<currentValue>v[^"]+)"\s*# renovate: eksAddonsFilter=(?P<packageName>\{[^}]+\})$')
+    builds = stack("cluster").locals["addon_builds"]
     for line in lines:
-        assert re.search(r'"[\w-]+"\s*=\s*"v[^"]+"\s*# renovate: eks-addon=[\w-]+ k8s=\d+\.\d+$', line), line
+        match = manager.search(line)
+        assert match, line
+        selector = json.loads(match["packageName"])
+        assert selector["addonName"] == match["name"]
+        assert builds[selector["kubernetesVersion"]][match["name"]] == match["currentValue"]
 
 
 def test_vpc_cni_enforces_network_policies(cluster, eks):

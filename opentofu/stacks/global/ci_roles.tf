@@ -196,16 +196,19 @@ data "aws_iam_policy_document" "workload_boundary" {
     }
   }
 
+  # Nodes and controllers read their cluster and exchange Pod Identity tokens; none changes it.
   statement {
     sid       = "ThisCluster"
-    actions   = ["eks:*", "eks-auth:AssumeRoleForPodIdentity"]
+    actions   = ["eks:Describe*", "eks:List*", "eks:AccessKubernetesApi", "eks-auth:AssumeRoleForPodIdentity"]
     resources = [local.env_cluster_arn[each.key], "arn:${local.partition}:eks:${local.region_account}:*/${var.project}-${each.key}/*"]
   }
 
+  # Pull-only, from any registry: the addon images (VPC CNI, CoreDNS, …) live in AWS's own
+  # registry accounts, the Task API's in this one.
   statement {
     sid       = "PullImages"
     actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages", "ecr:ListImages", "ecr:DescribeRepositories"]
-    resources = ["arn:${local.partition}:ecr:${local.region_account}:repository/*"]
+    resources = ["arn:${local.partition}:ecr:*:*:repository/*"]
   }
 
   statement {
