@@ -29,7 +29,9 @@ def _table(title: str, role_for, requests_for) -> list[str]:
         role = role_for(actor)
         lines += [f"#### `{role.name}`", "", "| request | " + " | ".join(f"on {t}" for t in envs) + " |", "|---|" + "---|" * len(envs)]
         rows: dict[str, list[str]] = {}
-        for target in envs:
+        targets = [t for t in envs if requests_for(t, actor)]
+        lines[-2:] = ["| request | " + " | ".join(f"on {t}" for t in targets) + " |", "|---|" + "---|" * len(targets)]
+        for target in targets:
             for what, req in requests_for(target, actor):
                 rows.setdefault(f"{what} (`{req.action}`)", []).append(_cell(role, req))
         for what, cells in rows.items():
@@ -66,8 +68,25 @@ def render() -> str:
     for what, req in iam.state_key_requests() + [("use it for state", iam.Request("kms:GenerateDataKey", iam.state_key_arn()))]:
         lines.append(f"| {what} | " + " | ".join(_cell(r, req) for r in roles) + " |")
     lines += ["", "## What the permissions boundary leaves to a role given every permission", ""]
-    lines += _table("Within its own environment", iam.bounded_admin, lambda t, a: iam.own_workload_needs(t) + iam.boundary_escapes(t) if t == a else iam.cross_environment_workload_actions(t, a))
+    lines += ["| request | " + " | ".join(f"bounded-admin[{e}]" for e in iam.envs()) + " |", "|---|" + "---|" * len(iam.envs())]
+    rows: dict[str, list[str]] = {}
+    for env in iam.envs():
+        role = iam.bounded_admin(env)
+        for what, req in iam.own_workload_needs(env) + iam.boundary_escapes(env):
+            rows.setdefault(f"own environment: {what} (`{req.action}`)", []).append(_boundary_cell(role, req))
+    for what, cells in rows.items():
+        lines.append(f"| {what} | " + " | ".join(cells) + " |")
+    lines += [""]
+    lines += _table("Towards the other environments", iam.bounded_admin, lambda t, a: [] if t == a else iam.cross_environment_workload_actions(t, a))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _boundary_cell(role: iam.Role, req: iam.Request) -> str:
+    allowed, reason = role.decide(req)
+    if not allowed:
+        return f"denied <sub>{reason}</sub>"
+    sid = next(s.sid for s in role.boundary.statements if s.effect == "Allow" and iam.statement_matches(s, req))
+    return f"**allowed** <sub>within {role.boundary.name}:{sid}</sub>"
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def test_every_stage_has_inputs_for_every_environment(env):
         assert values["environment"] == env
         unknown = set(values) - set(cfg.variables)
         assert not unknown, f"{env}/{st}.tfvars sets undeclared {sorted(unknown)}"
-        required = {n for n, v in cfg.variables.items() if "default" not in v and n != "flux_git_token"}
+        required = {n for n, v in cfg.variables.items() if "default" not in v}
         missing = required - set(values)
         assert not missing, f"{env}/{st}.tfvars lacks {sorted(missing)}"
 
