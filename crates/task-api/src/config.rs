@@ -1,7 +1,10 @@
 //! Configuration, from environment variables only.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use task_store::DatabaseUrl;
 
 /// Default `DATABASE_URL`: an SQLite file in the working directory, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://task-api.sqlite?mode=rwc";
@@ -16,7 +19,9 @@ pub enum LogFormat {
 pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
-    pub database_url: String,
+    /// `DATABASE_URL`, or `DATABASE_URL_FILE` (read again at each new connection).
+    /// Redacted in `Debug`.
+    pub database_url: DatabaseUrl,
     pub oidc_issuer_url: Option<String>,
     pub oidc_audience: Option<String>,
     pub max_inflight: usize,
@@ -47,7 +52,11 @@ task-api: the Task API service. Configured only by environment variables:
 
   TASK_API_LISTEN                  public listener (REST API, /openapi.json)  [127.0.0.1:8080]
   TASK_API_ADMIN_LISTEN            admin listener (/livez, /readyz, /metrics) [127.0.0.1:9090]
-  DATABASE_URL                     postgres://...[?sslmode=disable|prefer|require] or sqlite://...  [sqlite://task-api.sqlite?mode=rwc]
+  DATABASE_URL                     postgres://...[?sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE|system]
+                                   or sqlite://...  [sqlite://task-api.sqlite?mode=rwc]
+  DATABASE_URL_FILE                a file holding the database URL, read again for each new connection
+                                   (a mounted Secret: rotated credentials apply without a restart);
+                                   takes precedence over DATABASE_URL
   OIDC_ISSUER_URL                  token issuer (discovery at {issuer}/.well-known/openid-configuration)
   OIDC_AUDIENCE                    required `aud` of access tokens
   TASK_API_DEV_MODE                true|false; dev mode signs its own tokens  [true iff OIDC_ISSUER_URL unset]
@@ -138,6 +147,12 @@ impl Config {
                 });
             }
         }
+        // The file wins: it follows rotations, a variable is fixed for the process's life.
+        let database_url = match (var("DATABASE_URL_FILE"), var("DATABASE_URL")) {
+            (Some(path), _) => DatabaseUrl::File(PathBuf::from(path)),
+            (None, Some(url)) => DatabaseUrl::from(url),
+            (None, None) => DatabaseUrl::from(DEFAULT_DATABASE_URL),
+        };
         Ok(Self {
             listen: parse(
                 "TASK_API_LISTEN",
@@ -149,7 +164,7 @@ impl Config {
                 var("TASK_API_ADMIN_LISTEN"),
                 SocketAddr::from(([127, 0, 0, 1], 9090)),
             )?,
-            database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            database_url,
             oidc_issuer_url,
             oidc_audience,
             max_inflight,
@@ -185,7 +200,10 @@ mod tests {
     fn no_variables_means_dev_mode_on_sqlite() {
         let config = config(&[]).unwrap();
         assert!(config.dev_mode);
-        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert!(matches!(
+            &config.database_url,
+            DatabaseUrl::Value(url) if task_store::ExposeSecret::expose_secret(url) == DEFAULT_DATABASE_URL
+        ));
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9090");
         assert_eq!(config.log_format, LogFormat::Pretty);
@@ -223,5 +241,23 @@ mod tests {
             config(&[("TASK_API_DEV_MODE", "false")]),
             Err(ConfigError::Missing("OIDC_ISSUER_URL"))
         ));
+    }
+
+    #[test]
+    fn the_database_url_comes_from_a_file_when_given_and_is_never_printed() {
+        let from_file = config(&[("DATABASE_URL_FILE", "/var/run/secrets/db/url")]).unwrap();
+        assert!(
+            matches!(&from_file.database_url, DatabaseUrl::File(path) if path.to_str() == Some("/var/run/secrets/db/url"))
+        );
+        let both = config(&[
+            ("DATABASE_URL_FILE", "/var/run/secrets/db/url"),
+            ("DATABASE_URL", "postgres://fixed"),
+        ])
+        .unwrap();
+        assert!(matches!(&both.database_url, DatabaseUrl::File(_)));
+        let from_variable =
+            config(&[("DATABASE_URL", "postgres://task:hunter2@db/tasks")]).unwrap();
+        let printed = format!("{from_variable:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
     }
 }

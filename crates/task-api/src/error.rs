@@ -48,8 +48,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Stale => ApiError::Stale,
             StoreError::IdempotencyConflict => ApiError::IdempotencyConflict,
-            StoreError::Unavailable(reason) => ApiError::Unavailable(reason),
-            StoreError::Database(reason) => ApiError::Internal(reason),
+            StoreError::Unavailable { .. } => {
+                ApiError::Unavailable(task_store::error_chain(&error))
+            }
+            StoreError::Database { .. } => ApiError::Internal(task_store::error_chain(&error)),
         }
     }
 }

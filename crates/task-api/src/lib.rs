@@ -27,9 +27,9 @@ pub const DEV_SUBJECT: &str = "developer";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("database migration failed: {0}")]
-    Migration(#[source] task_store::DbErr),
-    #[error("database connection failed: {0}")]
+    #[error("database migration failed")]
+    Migration(#[source] task_store::StoreError),
+    #[error("database connection failed")]
     Store(#[from] task_store::StoreError),
     #[error("authentication setup failed: {0}")]
     Auth(#[from] task_auth::SetupError),
@@ -53,7 +53,7 @@ impl Application {
     /// Migrates the database, connects, sets up authentication and binds both listeners
     /// (port 0 binds a free port; see [`Application::public_addr`]).
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        task_store::migrate(&config.database_url)
+        task_store::migrate(config.database_url.clone())
             .await
             .map_err(StartupError::Migration)?;
         let mut settings = StoreSettings::new(config.database_url.clone());

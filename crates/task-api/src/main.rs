@@ -46,7 +46,9 @@ async fn serve(config: Config) -> ExitCode {
     let application = match Application::build(config).await {
         Ok(application) => application,
         Err(error) => {
-            tracing::error!(%error, "startup failed");
+            // One line with the whole cause (e.g. the certificate the server presented was
+            // not issued by sslrootcert's CA): the replica never becomes ready and says why.
+            tracing::error!(error = %task_store::error_chain(&error), "startup failed");
             return ExitCode::FAILURE;
         }
     };

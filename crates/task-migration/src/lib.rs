@@ -24,8 +24,13 @@ pub const MIGRATION_LOCK_KEY: i64 = 0x7461_736b_6170_6931;
 /// On PostgreSQL the migrator runs on one dedicated session that holds
 /// `pg_advisory_lock(MIGRATION_LOCK_KEY)`: replicas starting together wait for the first one
 /// instead of racing on `CREATE TABLE`, then find nothing left to do. The lock is a session
-/// lock, so it is released even if this process dies mid-way (the session ends). SQLite
-/// serialises writers itself and migrates within a transaction.
+/// lock, so it is released even if this process dies mid-way (the session ends).
+///
+/// sea-orm-migration wraps migrations in a transaction on PostgreSQL only. On SQLite the
+/// whole run is one `BEGIN IMMEDIATE` transaction here (the pool has one connection, so
+/// every statement runs inside it): a crash or an error between `CREATE TABLE` and the last
+/// `CREATE INDEX` leaves nothing behind, and the next start migrates from scratch. The
+/// immediate lock also serialises migrators starting together (they wait `busy_timeout`).
 pub async fn migrate(url: &str) -> Result<(), DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -52,7 +57,16 @@ pub async fn migrate(url: &str) -> Result<(), DbErr> {
                 .await;
             outcome.and(unlocked.map(|_| ()))
         }
-        _ => Migrator::up(&connection, None).await,
+        _ => {
+            connection.execute_unprepared("BEGIN IMMEDIATE").await?;
+            match Migrator::up(&connection, None).await {
+                Ok(()) => connection.execute_unprepared("COMMIT").await.map(|_| ()),
+                Err(error) => {
+                    let _ = connection.execute_unprepared("ROLLBACK").await;
+                    Err(error)
+                }
+            }
+        }
     };
     connection.close().await?;
     result

@@ -8,12 +8,16 @@
 //! write concurrently.
 
 pub mod postgres;
+pub mod postgres_url;
 pub mod rows;
 pub mod sea;
 pub mod sql;
 
 pub use sea_orm::DbErr;
+pub use secrecy::{ExposeSecret, SecretString};
 
+use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +29,9 @@ use crate::postgres::PipelinedPostgres;
 use crate::rows::OrderedStore;
 use crate::sea::SeaOrmRows;
 
+/// The error underneath a [`StoreError`], kept with its type for `source()` chains.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a store operation did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -35,23 +42,82 @@ pub enum StoreError {
     #[error("Idempotency-Key was already used with a different request body")]
     IdempotencyConflict,
     /// The database cannot be reached right now (retryable: 503).
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    #[error("database error: {0}")]
-    Database(String),
+    #[error("database unavailable: {reason}")]
+    Unavailable {
+        reason: Cow<'static, str>,
+        #[source]
+        source: Option<Source>,
+    },
+    #[error("database error: {reason}")]
+    Database {
+        reason: Cow<'static, str>,
+        #[source]
+        source: Option<Source>,
+    },
+}
+
+impl StoreError {
+    pub fn unavailable(reason: impl Into<Cow<'static, str>>) -> Self {
+        StoreError::Unavailable {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    pub fn unavailable_by(reason: impl Into<Cow<'static, str>>, source: impl Into<Source>) -> Self {
+        StoreError::Unavailable {
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn database(reason: impl Into<Cow<'static, str>>) -> Self {
+        StoreError::Database {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    pub fn database_by(reason: impl Into<Cow<'static, str>>, source: impl Into<Source>) -> Self {
+        StoreError::Database {
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// An error and its `source()` chain on one line (`outer: inner: root cause`), for logs.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors repeat their source in their own text; say each thing once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<DbErr> for StoreError {
     fn from(error: DbErr) -> Self {
         if is_unavailable(&error) {
-            StoreError::Unavailable(error.to_string())
+            StoreError::unavailable_by("statement failed", error)
         } else {
-            StoreError::Database(error.to_string())
+            StoreError::database_by("statement failed", error)
         }
     }
 }
 
-/// Errors that mean "the database is not reachable now" rather than "this query is wrong".
+/// Errors that mean "the database is not reachable now" rather than "this query is wrong",
+/// by the error's type and code.
 fn is_unavailable(error: &DbErr) -> bool {
     let runtime = match error {
         DbErr::ConnectionAcquire(_) => return true,
@@ -70,18 +136,33 @@ fn is_unavailable(error: &DbErr) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(database) => database
-            .code()
-            .is_some_and(|code| is_unavailable_code(&code)),
+        sqlx::Error::Database(database) => {
+            if let Some(sqlite) = database.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                sqlx::error::DatabaseError::code(sqlite)
+                    .is_some_and(|code| is_sqlite_unavailable_code(&code))
+            } else {
+                database
+                    .code()
+                    .is_some_and(|code| is_postgres_unavailable_code(&code))
+            }
+        }
         _ => false,
     }
 }
 
-/// Error codes that mean the server cannot take work now, on either backend. PostgreSQL 08:
-/// connection exception; 57P01-03: shutdown / cannot connect now; 53300: too many
-/// connections. SQLite 5/6: busy / locked beyond busy_timeout.
-pub(crate) fn is_unavailable_code(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
+/// SQLSTATEs that mean the server cannot take work now. 08: connection exception; 57P01-03:
+/// shutdown / cannot connect now; 53300: too many connections; 25006: read-only transaction
+/// (a failed-over primary that is now a standby: the next connection reaches the new one).
+pub(crate) fn is_postgres_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "25006")
+}
+
+/// SQLite result codes that mean the database is busy beyond `busy_timeout`: SQLITE_BUSY (5)
+/// and SQLITE_LOCKED (6), including their extended codes (the primary code is the low byte:
+/// 261 SQLITE_BUSY_RECOVERY, 517 SQLITE_BUSY_SNAPSHOT, 262 SQLITE_LOCKED_SHAREDCACHE, ...).
+pub(crate) fn is_sqlite_unavailable_code(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// Result of a creation.
@@ -147,23 +228,70 @@ pub struct PoolStats {
     pub max: u32,
 }
 
+/// Where the database URL comes from: a value (e.g. the `DATABASE_URL` variable) or a file
+/// read again each time a connection opens, so that credentials rotated on disk (a mounted
+/// Secret) are used by the next connection without a restart. Never printed.
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    Value(SecretString),
+    File(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// The URL now (for a file: its contents, surrounding whitespace removed).
+    pub fn read(&self) -> Result<SecretString, StoreError> {
+        match self {
+            DatabaseUrl::Value(url) => Ok(url.clone()),
+            DatabaseUrl::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Ok(SecretString::from(text.trim())),
+                Err(error) => Err(StoreError::unavailable_by(
+                    format!("cannot read the database URL from {}", path.display()),
+                    error,
+                )),
+            },
+        }
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        DatabaseUrl::Value(SecretString::from(url))
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        DatabaseUrl::Value(SecretString::from(url))
+    }
+}
+
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
     /// `postgres://…` or `sqlite://…`.
-    pub url: String,
+    pub url: DatabaseUrl,
     pub max_connections: u32,
-    /// How long a request waits for a pooled connection before the store reports
-    /// `Unavailable` (kept short so that clients get a quick 503 while the database is down).
+    /// How long a request waits for a pooled connection, and a connection attempt for the
+    /// server, before the store reports `Unavailable` (kept short so that clients get a
+    /// quick 503 while the database is down).
     pub acquire_timeout: Duration,
+    /// PostgreSQL: how long one statement may take before its connection is considered
+    /// broken and replaced, and the request answered `Unavailable`.
+    pub statement_timeout: Duration,
+    /// PostgreSQL: a connection older than this (minus up to 10 % jitter) is replaced by a
+    /// new one, opened first, so that rotated credentials and a failed-over server are
+    /// picked up without a failed request.
+    pub max_lifetime: Duration,
 }
 
 impl StoreSettings {
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl Into<DatabaseUrl>) -> Self {
         Self {
             url: url.into(),
             max_connections: 16,
             acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(2),
+            max_lifetime: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -172,7 +300,8 @@ impl StoreSettings {
 /// tokio-postgres connections, anything else (`sqlite://…`) a sea-orm pool. The database must
 /// exist and be migrated ([`migrate`]).
 pub async fn connect(settings: &StoreSettings) -> Result<Arc<dyn TaskStore>, StoreError> {
-    if is_postgres_url(&settings.url) {
+    install_crypto_provider();
+    if is_postgres_url(settings.url.read()?.expose_secret()) {
         Ok(Arc::new(OrderedStore(
             PipelinedPostgres::connect(settings).await?,
         )))
@@ -181,8 +310,65 @@ pub async fn connect(settings: &StoreSettings) -> Result<Arc<dyn TaskStore>, Sto
     }
 }
 
+/// sqlx builds its TLS configuration on rustls' process-wide default provider, which rustls
+/// cannot choose when a binary enables both of its providers (reqwest brings aws-lc-rs): it
+/// then panics on the first verified connection. The store's own connections name `ring`
+/// explicitly; this makes it the default too (a no-op if one is already installed).
+fn install_crypto_provider() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-pub use task_migration::{MIGRATION_LOCK_KEY, migrate};
+pub use task_migration::MIGRATION_LOCK_KEY;
+
+/// Applies all pending migrations to the database at `url`. On PostgreSQL the server is
+/// first checked with the service's own TLS rules ([`postgres_url`]: libpq's `sslmode` and
+/// `sslrootcert`), then the migrator (sqlx) connects with the equivalent sqlx settings.
+pub async fn migrate(url: impl Into<DatabaseUrl>) -> Result<(), StoreError> {
+    install_crypto_provider();
+    let url = url.into().read()?;
+    let url = url.expose_secret();
+    let migrator_url = if is_postgres_url(url) {
+        let target = postgres_url::Target::parse(url)?;
+        postgres::probe(&target).await?;
+        target.sqlx_url()
+    } else {
+        SecretString::from(url)
+    };
+    task_migration::migrate(migrator_url.expose_secret())
+        .await
+        .map_err(StoreError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_extended_busy_and_locked_codes_are_unavailable() {
+        // SQLITE_BUSY, SQLITE_LOCKED, BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT,
+        // LOCKED_SHAREDCACHE.
+        for code in ["5", "6", "261", "517", "773", "262"] {
+            assert!(is_sqlite_unavailable_code(code), "{code}");
+        }
+        // SQLITE_ERROR, SQLITE_CONSTRAINT, CONSTRAINT_UNIQUE, SQLITE_CORRUPT.
+        for code in ["1", "19", "2067", "11", "not a number"] {
+            assert!(!is_sqlite_unavailable_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn settings_never_print_the_password() {
+        let settings = StoreSettings::new("postgres://task:hunter2@db.internal/tasks");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        let file = StoreSettings::new(DatabaseUrl::File("/run/secrets/url".into()));
+        assert!(format!("{file:?}").contains("/run/secrets/url"));
+    }
+}

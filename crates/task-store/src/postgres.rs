@@ -12,26 +12,54 @@
 //! statements, which is what makes the database do several times more work per CPU second
 //! than one-statement-per-connection pools (docs/performance.md).
 //!
-//! A connection that breaks is replaced by the next request that lands on it; while the
-//! database is unreachable every statement fails at once with [`StoreError::Unavailable`].
+//! Every connection has a keeper task that opens it, replaces it when it breaks (with
+//! exponential backoff and jitter, in the background: a request never waits for a connect)
+//! and renews it when it reaches its lifetime (the new one opens before the old one is let
+//! go). Requests go only to open connections; with none open they fail at once with
+//! [`StoreError::Unavailable`]. Every statement has a deadline: a statement that does not
+//! answer in time (a silent network, a stuck server) fails, and its connection is dropped
+//! and replaced. Reads queue at most [`MAX_READS_PER_CONNECTION`] deep per connection,
+//! writes wait at most the acquire timeout for a connection without a write. TCP keepalives
+//! and a TCP user timeout bound what the kernel waits for.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rand::Rng;
+use secrecy::ExposeSecret;
 use task_domain::{FieldStamps, TaskPatch, TaskState, ValidCreate};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::postgres_url::Target;
 use crate::rows::TaskRows;
-use crate::{Idempotency, Page, PoolStats, StoreError, StoreSettings, is_unavailable_code, sql};
+use crate::{
+    DatabaseUrl, Idempotency, Page, PoolStats, StoreError, StoreSettings, error_chain,
+    is_postgres_unavailable_code, sql,
+};
+
+/// Statements queued on one connection beyond which a read is refused (503) rather than
+/// queued: the pipeline then holds a bounded amount of work, whatever the request rate.
+pub const MAX_READS_PER_CONNECTION: usize = 256;
+/// The kernel gives up on a connection whose sent data stays unacknowledged this long.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections are probed after this long, then every [`KEEPALIVE_INTERVAL`], and
+/// dropped after [`KEEPALIVE_RETRIES`] unanswered probes.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// Reconnect backoff: the first retry after about this long, doubling up to [`BACKOFF_MAX`].
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// The hot-path statements, prepared once per connection.
 struct Prepared {
@@ -45,16 +73,24 @@ struct Prepared {
 }
 
 struct Connection {
+    id: u64,
     client: Client,
     prepared: Prepared,
+    /// The task that drives the socket: aborting it closes the connection at once and fails
+    /// every statement still in flight on it.
+    driver: AbortHandle,
+    /// When the keeper replaces it with a fresh one.
+    renew_at: Instant,
 }
 
 /// One connection of the pool and the statements now in flight on it.
 #[derive(Default)]
 struct Slot {
     current: Mutex<Option<Arc<Connection>>>,
-    /// Held while (re)connecting, so that one request connects and the others wait for it.
-    connecting: tokio::sync::Mutex<()>,
+    /// A connection is installed and not known to be broken: only such slots get requests.
+    open: AtomicBool,
+    /// Wakes the keeper: the connection closed or was found broken.
+    changed: Notify,
     reads: AtomicUsize,
     writes: AtomicUsize,
 }
@@ -83,25 +119,66 @@ impl Slot {
         }
     }
 
-    /// Statements in flight, writes first: the order in which a connection is avoided.
-    fn load(&self) -> (usize, usize) {
-        (
-            self.writes.load(Ordering::Relaxed),
-            self.reads.load(Ordering::Relaxed),
-        )
+    /// Statements in flight, writes first (the order in which a connection is avoided), or
+    /// `None` when the slot has no open connection.
+    fn load(&self) -> Option<(usize, usize)> {
+        self.open.load(Ordering::Acquire).then(|| {
+            (
+                self.writes.load(Ordering::Relaxed),
+                self.reads.load(Ordering::Relaxed),
+            )
+        })
     }
 
-    fn set(&self, connection: Option<Arc<Connection>>) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = connection;
+    fn install(&self, connection: Connection) {
+        let previous = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(Arc::new(connection));
+        self.open.store(true, Ordering::Release);
+        // The previous connection (a renewal) finishes what is in flight on it and closes
+        // when the last statement lets go of it.
+        drop(previous);
+    }
+
+    /// Takes connection `id` out of service (if it is still this slot's) and closes it.
+    fn retire(&self, id: u64) {
+        let retired = {
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            match current.as_ref() {
+                Some(connection) if connection.id == id => {
+                    self.open.store(false, Ordering::Release);
+                    current.take()
+                }
+                _ => None,
+            }
+        };
+        if let Some(connection) = retired {
+            connection.driver.abort();
+            self.changed.notify_one();
+        }
+    }
+
+    fn retire_current(&self) {
+        let id = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|connection| connection.id);
+        if let Some(id) = id {
+            self.retire(id);
+        }
     }
 }
 
 /// Counts a statement as in flight on its slot until dropped (also when the request is
-/// abandoned half-way), and holds a write's turn.
+/// abandoned half-way); a write's end lets the next waiting write in.
 struct InFlight<'a> {
     slot: &'a Slot,
     access: Access,
-    _write_turn: Option<SemaphorePermit<'a>>,
+    write_freed: &'a Notify,
 }
 
 impl Drop for InFlight<'_> {
@@ -109,162 +186,172 @@ impl Drop for InFlight<'_> {
         self.slot
             .counter(self.access)
             .fetch_sub(1, Ordering::Relaxed);
+        if self.access == Access::Write {
+            self.write_freed.notify_one();
+        }
     }
 }
 
 /// A statement's place on a connection.
 struct Lease<'a> {
-    _in_flight: InFlight<'a>,
+    in_flight: InFlight<'a>,
     connection: Arc<Connection>,
 }
 
-pub struct PipelinedPostgres {
-    config: tokio_postgres::Config,
-    tls: MakeRustlsConnect,
+/// What the keepers and the requests share.
+struct Shared {
+    url: DatabaseUrl,
+    connect_timeout: Duration,
     acquire_timeout: Duration,
-    slots: Box<[Slot]>,
+    statement_timeout: Duration,
+    max_lifetime: Duration,
+    slots: Box<[Arc<Slot>]>,
     next: AtomicUsize,
-    /// One permit per connection: a write holds one while in flight (FIFO when all are taken).
-    write_turns: Semaphore,
+    /// Notified when a write ends or a connection opens.
+    write_freed: Notify,
+    closed: AtomicBool,
+    ids: AtomicU64,
+}
+
+pub struct PipelinedPostgres {
+    shared: Arc<Shared>,
+    keepers: Mutex<Vec<AbortHandle>>,
 }
 
 impl PipelinedPostgres {
-    /// Parses the URL and opens the first connection (so that a wrong URL or an unreachable
-    /// database fails at start-up); the others open on first use.
+    /// Opens the first connection (so that a wrong URL, a refused certificate or an
+    /// unreachable database fails at start-up), then the keepers open the others.
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = settings
-            .url
-            .parse()
-            .map_err(|error| StoreError::Database(format!("invalid database URL: {error}")))?;
-        config
-            .connect_timeout(settings.acquire_timeout)
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30));
-        if config.get_application_name().is_none() {
-            config.application_name("task-api");
-        }
         let connections = settings.max_connections.max(1) as usize;
-        let slots = (0..connections).map(|_| Slot::default()).collect();
-        let store = Self {
-            config,
-            tls: MakeRustlsConnect::new(tls_config()),
+        let shared = Arc::new(Shared {
+            url: settings.url.clone(),
+            connect_timeout: settings.acquire_timeout,
             acquire_timeout: settings.acquire_timeout,
-            slots,
+            statement_timeout: settings.statement_timeout,
+            max_lifetime: settings.max_lifetime,
+            slots: (0..connections).map(|_| Arc::default()).collect(),
             next: AtomicUsize::new(0),
-            write_turns: Semaphore::new(connections),
-        };
-        store.acquire(Access::Read).await?;
-        Ok(store)
+            write_freed: Notify::new(),
+            closed: AtomicBool::new(false),
+            ids: AtomicU64::new(0),
+        });
+        let first = shared.open(&shared.slots[0]).await?;
+        shared.slots[0].install(first);
+        let keepers = (0..connections)
+            .map(|index| tokio::spawn(keep(shared.clone(), index)).abort_handle())
+            .collect();
+        Ok(Self {
+            shared,
+            keepers: Mutex::new(keepers),
+        })
     }
 
-    /// A place for one statement (see the module documentation), on a connection opened
-    /// first if it is not open. A write waits at most the acquire timeout for its turn.
+    /// A place for one statement on an open connection (see the module documentation).
     async fn acquire(&self, access: Access) -> Result<Lease<'_>, StoreError> {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(StoreError::unavailable("the store is closed"));
+        }
         let in_flight = match access {
             Access::Read => {
-                let slot = &self.slots[self.least_busy()];
-                slot.reads.fetch_add(1, Ordering::Relaxed);
+                let index = self.least_busy().ok_or_else(no_connection)?;
+                let slot = &*shared.slots[index];
+                if slot.reads.fetch_add(1, Ordering::Relaxed) >= MAX_READS_PER_CONNECTION {
+                    slot.reads.fetch_sub(1, Ordering::Relaxed);
+                    return Err(StoreError::unavailable(format!(
+                        "every open connection has {MAX_READS_PER_CONNECTION} statements queued"
+                    )));
+                }
                 InFlight {
                     slot,
                     access,
-                    _write_turn: None,
+                    write_freed: &shared.write_freed,
                 }
             }
             Access::Write => {
-                let turn = tokio::time::timeout(self.acquire_timeout, self.write_turns.acquire())
-                    .await
-                    .map_err(|_| {
-                        StoreError::Unavailable(format!(
-                            "no database connection free for a write within {:?}",
-                            self.acquire_timeout
-                        ))
-                    })?
-                    .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
-                // A turn guarantees a connection without a write; two writers may see the
-                // same one free, so the claim is a compare-and-swap.
-                let slot = loop {
-                    let slot = &self.slots[self.least_busy()];
-                    if slot
-                        .writes
-                        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        break slot;
+                let deadline = Instant::now() + shared.acquire_timeout;
+                loop {
+                    let mut freed = pin!(shared.write_freed.notified());
+                    freed.as_mut().enable();
+                    match self.claim_write() {
+                        Claim::Claimed(slot) => {
+                            break InFlight {
+                                slot,
+                                access,
+                                write_freed: &shared.write_freed,
+                            };
+                        }
+                        Claim::NoConnection => return Err(no_connection()),
+                        Claim::AllBusy => {}
                     }
-                    tokio::task::yield_now().await;
-                };
-                InFlight {
-                    slot,
-                    access,
-                    _write_turn: Some(turn),
+                    tokio::time::timeout_at(deadline, freed)
+                        .await
+                        .map_err(|_| {
+                            StoreError::unavailable(format!(
+                                "no database connection free for a write within {:?}",
+                                shared.acquire_timeout
+                            ))
+                        })?;
                 }
             }
         };
-        let connection = match in_flight.slot.live() {
-            Some(connection) => connection,
-            None => self.reconnect(in_flight.slot).await?,
-        };
+        let connection = in_flight.slot.live().ok_or_else(no_connection)?;
         Ok(Lease {
-            _in_flight: in_flight,
+            in_flight,
             connection,
         })
     }
 
-    /// The slot with the fewest writes, then reads, in flight; ties rotate.
-    fn least_busy(&self) -> usize {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        least_busy(self.slots.len(), start, |index| self.slots[index].load())
-    }
-
-    async fn reconnect(&self, slot: &Slot) -> Result<Arc<Connection>, StoreError> {
-        let _connecting = slot.connecting.lock().await;
-        if let Some(connection) = slot.live() {
-            return Ok(connection);
+    /// An open connection without a write in flight, claimed for a write. Two writers may
+    /// see the same one free, so the claim is a compare-and-swap.
+    fn claim_write(&self) -> Claim<'_> {
+        for _ in 0..self.shared.slots.len() {
+            let Some(index) = self.least_busy() else {
+                return Claim::NoConnection;
+            };
+            let slot = &*self.shared.slots[index];
+            if slot
+                .writes
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Claim::Claimed(slot);
+            }
+            // The least busy open connection has a write, so all of them have one (or a
+            // concurrent writer took it: look again).
         }
-        slot.set(None);
-        let opened = tokio::time::timeout(self.acquire_timeout, self.open()).await;
-        let connection = match opened {
-            Ok(result) => Arc::new(result?),
-            Err(_) => {
-                return Err(StoreError::Unavailable(format!(
-                    "no database connection within {:?}",
-                    self.acquire_timeout
-                )));
-            }
-        };
-        slot.set(Some(connection.clone()));
-        Ok(connection)
+        Claim::AllBusy
     }
 
-    async fn open(&self) -> Result<Connection, StoreError> {
-        let (client, connection) = self.config.connect(self.tls.clone()).await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(%error, "database connection closed");
-            }
-        });
-        // Sent back to back: one round trip's wait for all seven.
-        let (insert, by_idempotency_key, live_task, task_state, list, update, delete) = tokio::try_join!(
-            client.prepare(sql::INSERT_TASK),
-            client.prepare(sql::SELECT_BY_IDEMPOTENCY_KEY),
-            client.prepare(sql::SELECT_LIVE_TASK),
-            client.prepare(sql::SELECT_TASK_STATE),
-            client.prepare(sql::LIST_LIVE_TASKS),
-            client.prepare(sql::UPDATE_TASK),
-            client.prepare(sql::DELETE_TASK),
-        )?;
-        Ok(Connection {
-            client,
-            prepared: Prepared {
-                insert,
-                by_idempotency_key,
-                live_task,
-                task_state,
-                list,
-                update,
-                delete,
-            },
+    /// The open slot with the fewest writes, then reads, in flight; ties rotate.
+    fn least_busy(&self) -> Option<usize> {
+        let start = self.shared.next.fetch_add(1, Ordering::Relaxed);
+        least_busy(self.shared.slots.len(), start, |index| {
+            self.shared.slots[index].load()
         })
+    }
+
+    /// Runs one statement on `lease` within the statement deadline. A statement that fails
+    /// because the connection is unusable, or does not answer in time, takes the connection
+    /// out of service (its keeper opens a new one).
+    async fn run<T>(
+        &self,
+        lease: &Lease<'_>,
+        statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        let connection = &lease.connection;
+        let error = match tokio::time::timeout(self.shared.statement_timeout, statement).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => classify(error, connection.client.is_closed()),
+            Err(_) => StoreError::unavailable(format!(
+                "no answer from the database within {:?}; the connection is replaced",
+                self.shared.statement_timeout
+            )),
+        };
+        if error.is_unavailable() {
+            lease.in_flight.slot.retire(connection.id);
+        }
+        Err(error)
     }
 
     async fn query_opt(
@@ -275,20 +362,237 @@ impl PipelinedPostgres {
     ) -> Result<Option<Row>, StoreError> {
         let lease = self.acquire(access).await?;
         let connection = &lease.connection;
-        Ok(connection
-            .client
-            .query_opt(statement(&connection.prepared), params)
-            .await?)
+        self.run(
+            &lease,
+            connection
+                .client
+                .query_opt(statement(&connection.prepared), params),
+        )
+        .await
+    }
+
+    fn stop_keepers(&self) {
+        for keeper in self
+            .keepers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            keeper.abort();
+        }
     }
 }
 
-/// The index of the smallest load, searching from `start` (modulo the length) so that ties
-/// rotate over the slots instead of always picking the first.
-fn least_busy<K: Ord + Default>(count: usize, start: usize, load: impl Fn(usize) -> K) -> usize {
+impl Drop for PipelinedPostgres {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.stop_keepers();
+        for slot in &self.shared.slots {
+            slot.retire_current();
+        }
+    }
+}
+
+enum Claim<'a> {
+    Claimed(&'a Slot),
+    AllBusy,
+    NoConnection,
+}
+
+fn no_connection() -> StoreError {
+    StoreError::unavailable("no open database connection (reconnecting in the background)")
+}
+
+impl Shared {
+    /// Opens a connection with the URL as it is now (a file is read again: rotated
+    /// credentials), within the connect timeout.
+    async fn open(&self, slot: &Arc<Slot>) -> Result<Connection, StoreError> {
+        let url = self.url.read()?;
+        let target = Target::parse(url.expose_secret())?;
+        let tls = MakeRustlsConnect::new(target.tls_config()?);
+        let mut config = target.config;
+        tune(&mut config, self.connect_timeout);
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let opening = async {
+            let (client, connection) = config.connect(tls).await.map_err(|error| {
+                StoreError::unavailable_by("cannot connect to the database", error)
+            })?;
+            let slot = slot.clone();
+            let driver = tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::warn!(error = %error_chain(&error), "database connection closed");
+                }
+                slot.retire(id);
+            })
+            .abort_handle();
+            let aborts = AbortOnDrop(Some(driver));
+            let prepared = prepare(&client).await.map_err(|error| {
+                StoreError::unavailable_by("cannot prepare the statements", error)
+            })?;
+            let jitter = rand::rng().random_range(0.9..=1.0);
+            Ok(Connection {
+                id,
+                client,
+                prepared,
+                driver: aborts.disarm(),
+                renew_at: Instant::now() + self.max_lifetime.mul_f64(jitter),
+            })
+        };
+        match tokio::time::timeout(self.connect_timeout, opening).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::unavailable(format!(
+                "no database connection within {:?}",
+                self.connect_timeout
+            ))),
+        }
+    }
+}
+
+/// Aborts the connection's driver unless the connection was completed.
+struct AbortOnDrop(Option<AbortHandle>);
+
+impl AbortOnDrop {
+    fn disarm(mut self) -> AbortHandle {
+        self.0.take().expect("disarmed once")
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(driver) = self.0.take() {
+            driver.abort();
+        }
+    }
+}
+
+/// Timeouts and keepalives on every connection, whatever the URL says.
+fn tune(config: &mut tokio_postgres::Config, connect_timeout: Duration) {
+    config
+        .connect_timeout(connect_timeout)
+        .tcp_user_timeout(TCP_USER_TIMEOUT)
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES);
+    if config.get_application_name().is_none() {
+        config.application_name("task-api");
+    }
+}
+
+async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
+    // Sent back to back: one round trip's wait for all seven.
+    let (insert, by_idempotency_key, live_task, task_state, list, update, delete) = tokio::try_join!(
+        client.prepare(sql::INSERT_TASK),
+        client.prepare(sql::SELECT_BY_IDEMPOTENCY_KEY),
+        client.prepare(sql::SELECT_LIVE_TASK),
+        client.prepare(sql::SELECT_TASK_STATE),
+        client.prepare(sql::LIST_LIVE_TASKS),
+        client.prepare(sql::UPDATE_TASK),
+        client.prepare(sql::DELETE_TASK),
+    )?;
+    Ok(Prepared {
+        insert,
+        by_idempotency_key,
+        live_task,
+        task_state,
+        list,
+        update,
+        delete,
+    })
+}
+
+/// Checks that the server at `target` accepts a connection under the service's TLS rules
+/// (before the migrator, which uses sqlx's, connects).
+pub async fn probe(target: &Target) -> Result<(), StoreError> {
+    let tls = MakeRustlsConnect::new(target.tls_config()?);
+    let mut config = target.config.clone();
+    tune(&mut config, Duration::from_secs(10));
+    let (client, connection) = config
+        .connect(tls)
+        .await
+        .map_err(|error| StoreError::unavailable_by("cannot connect to the database", error))?;
+    let driver = tokio::spawn(connection);
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
+    Ok(())
+}
+
+/// The keeper of slot `index`: opens its connection, replaces it when it breaks (backoff
+/// with jitter between failed attempts), renews it at the end of its lifetime (new first;
+/// a failed renewal keeps the old one). Stops when the store is closed (aborted).
+async fn keep(shared: Arc<Shared>, index: usize) {
+    let slot = shared.slots[index].clone();
+    let mut failures: u32 = 0;
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let mut changed = pin!(slot.changed.notified());
+        changed.as_mut().enable();
+        let current = slot.live();
+        if let Some(connection) = &current {
+            let due = retry_at.map_or(connection.renew_at, |at| at.max(connection.renew_at));
+            tokio::select! {
+                () = &mut changed => continue,
+                () = tokio::time::sleep_until(due) => {}
+            }
+        } else {
+            slot.retire_current();
+            if let Some(at) = retry_at {
+                tokio::time::sleep_until(at).await;
+            }
+        }
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        match shared.open(&slot).await {
+            Ok(connection) => {
+                if failures > 0 {
+                    tracing::info!(slot = index, failures, "database connection open again");
+                }
+                failures = 0;
+                retry_at = None;
+                slot.install(connection);
+                shared.write_freed.notify_waiters();
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let backoff = backoff(failures);
+                // One line per outage and connection; the retries are debug.
+                if failures == 1 {
+                    tracing::warn!(
+                        slot = index,
+                        error = %error_chain(&error),
+                        retry_in = ?backoff,
+                        "cannot open a database connection; retrying in the background"
+                    );
+                } else {
+                    tracing::debug!(slot = index, failures, error = %error_chain(&error), "reconnect failed");
+                }
+                retry_at = Some(Instant::now() + backoff);
+            }
+        }
+    }
+}
+
+/// Exponential backoff with "equal jitter": half the delay fixed, half random, so that the
+/// keepers of many replicas do not reconnect in step.
+fn backoff(failures: u32) -> Duration {
+    let exponential = BACKOFF_BASE.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    let delay = exponential.min(BACKOFF_MAX);
+    delay / 2 + delay.mul_f64(rand::rng().random_range(0.0..0.5))
+}
+
+/// The index of the smallest load among the slots that have one (open ones), searching from
+/// `start` (modulo the length) so that ties rotate over the slots instead of always picking
+/// the first.
+fn least_busy<K: Ord + Default>(
+    count: usize,
+    start: usize,
+    load: impl Fn(usize) -> Option<K>,
+) -> Option<usize> {
     let mut best: Option<(K, usize)> = None;
     for offset in 0..count {
         let index = (start + offset) % count;
-        let current = load(index);
+        let Some(current) = load(index) else { continue };
         if best.as_ref().is_none_or(|(least, _)| current < *least) {
             let idle = current == K::default();
             best = Some((current, index));
@@ -297,48 +601,41 @@ fn least_busy<K: Ord + Default>(count: usize, start: usize, load: impl Fn(usize)
             }
         }
     }
-    best.map_or(0, |(_, index)| index)
+    best.map(|(_, index)| index)
 }
 
-impl From<tokio_postgres::Error> for StoreError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        let text = match error.as_db_error() {
-            Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => match std::error::Error::source(&error) {
-                Some(source) => format!("{error}: {source}"),
-                None => error.to_string(),
-            },
-        };
-        if is_unavailable(&error) {
-            StoreError::Unavailable(text)
-        } else {
-            StoreError::Database(text)
-        }
+/// Whether a statement's failure means "the database is not usable now" (503) or "this
+/// statement is wrong" (500), by the error's type: a closed connection, a SQLSTATE of
+/// [`is_postgres_unavailable_code`], an I/O or TLS error underneath, or any failure
+/// without a SQLSTATE that left the connection closed.
+fn classify(error: tokio_postgres::Error, connection_closed: bool) -> StoreError {
+    if is_unavailable(&error) || (connection_closed && error.code().is_none()) {
+        StoreError::unavailable_by("statement failed", error)
+    } else {
+        StoreError::database_by("statement failed", error)
     }
 }
 
-/// Failures on the wire, by tokio-postgres' description of their kind (the kind itself is
-/// private): I/O, TLS, a connection cut mid-message, closed, refused, timed out.
-const WIRE_FAILURES: &[&str] = &[
-    "error communicating with the server",
-    "unexpected message from server",
-    "error performing TLS handshake",
-    "connection closed",
-    "error parsing response from server",
-    "error connecting to server",
-    "timeout waiting for server",
-];
-
-/// Errors that mean "the database is not reachable now" rather than "this statement is
-/// wrong": a closed or broken connection, or the server refusing work while it shuts down,
-/// starts up or has no connection slot left.
 fn is_unavailable(error: &tokio_postgres::Error) -> bool {
     if error.is_closed() {
         return true;
     }
-    match error.code() {
-        Some(code) => is_unavailable_code(code.code()),
-        None => WIRE_FAILURES.contains(&error.to_string().as_str()),
+    if let Some(code) = error.code() {
+        return is_postgres_unavailable_code(code.code());
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() || cause.is::<rustls::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        classify(error, false)
     }
 }
 
@@ -420,9 +717,13 @@ impl TaskRows for PipelinedPostgres {
         let lease = self.acquire(Access::Read).await?;
         let connection = &lease.connection;
         let limit = i64::from(page.limit);
-        let rows = connection
-            .client
-            .query(&connection.prepared.list, &[&owner, &page.after, &limit])
+        let rows = self
+            .run(
+                &lease,
+                connection
+                    .client
+                    .query(&connection.prepared.list, &[&owner, &page.after, &limit]),
+            )
             .await?;
         rows.iter().map(decode).collect()
     }
@@ -461,7 +762,8 @@ impl TaskRows for PipelinedPostgres {
 
     async fn select_one(&self) -> Result<(), StoreError> {
         let lease = self.acquire(Access::Read).await?;
-        lease.connection.client.simple_query("SELECT 1").await?;
+        self.run(&lease, lease.connection.client.simple_query("SELECT 1"))
+            .await?;
         Ok(())
     }
 
@@ -469,12 +771,12 @@ impl TaskRows for PipelinedPostgres {
         let mut stats = PoolStats {
             open: 0,
             busy: 0,
-            max: u32::try_from(self.slots.len()).unwrap_or(u32::MAX),
+            max: u32::try_from(self.shared.slots.len()).unwrap_or(u32::MAX),
         };
-        for slot in &self.slots {
-            if slot.live().is_some() {
+        for slot in &self.shared.slots {
+            if let Some(load) = slot.load() {
                 stats.open += 1;
-                if slot.load() != (0, 0) {
+                if load != (0, 0) {
                     stats.busy += 1;
                 }
             }
@@ -482,74 +784,14 @@ impl TaskRows for PipelinedPostgres {
         stats
     }
 
+    /// Stops the keepers (no reconnect after this) and closes every connection.
     async fn close(&self) {
-        self.write_turns.close();
-        for slot in &self.slots {
-            slot.set(None);
+        self.shared.closed.store(true, Ordering::Release);
+        self.stop_keepers();
+        for slot in &self.shared.slots {
+            slot.retire_current();
         }
-    }
-}
-
-/// TLS as libpq's `sslmode=prefer` and `require` define it: the connection is encrypted, and
-/// the server certificate is not checked against a CA (those modes never do; the network
-/// path to the database is what the NetworkPolicy and security groups protect). Signatures in
-/// the handshake are still verified, so the session keys belong to whoever holds the
-/// certificate's key.
-fn tls_config() -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-        .with_no_client_auth()
-}
-
-#[derive(Debug)]
-struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.shared.write_freed.notify_waiters();
     }
 }
 
@@ -559,7 +801,8 @@ mod tests {
 
     #[test]
     fn the_least_busy_slot_wins_and_ties_rotate() {
-        let pick = |loads: [usize; 3], start| least_busy(3, start, |index| loads[index]);
+        let pick =
+            |loads: [usize; 3], start| least_busy(3, start, |index| Some(loads[index])).unwrap();
         assert_eq!(pick([3, 1, 2], 0), 1);
         assert_eq!(pick([3, 1, 2], 2), 1);
         assert_eq!(pick([0, 0, 0], 0), 0);
@@ -568,8 +811,31 @@ mod tests {
         assert_eq!(pick([1, 0, 0], 2), 2);
         assert_eq!(pick([2, 2, 2], 1), 1);
         // Writes in flight weigh before reads: a read does not queue behind a commit.
-        let pick = |loads: [(usize, usize); 3]| least_busy(3, 0, |index| loads[index]);
+        let pick =
+            |loads: [(usize, usize); 3]| least_busy(3, 0, |index| Some(loads[index])).unwrap();
         assert_eq!(pick([(1, 0), (0, 3), (1, 1)]), 1);
         assert_eq!(pick([(2, 0), (1, 5), (1, 2)]), 2);
+    }
+
+    #[test]
+    fn a_slot_without_an_open_connection_is_never_picked() {
+        // Slot 0 cannot connect: its zero load must not make it "the least busy".
+        let loads = [None, Some(5), Some(3)];
+        for start in 0..3 {
+            assert_eq!(least_busy(3, start, |index| loads[index]), Some(2));
+        }
+        assert_eq!(least_busy::<usize>(2, 0, |_| None), None);
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter() {
+        for failures in 1..40 {
+            let delay = backoff(failures);
+            let cap = BACKOFF_BASE
+                .saturating_mul(1 << (failures - 1).min(16))
+                .min(BACKOFF_MAX);
+            assert!(delay >= cap / 2 && delay <= cap, "{failures}: {delay:?}");
+        }
+        assert!(backoff(30) >= BACKOFF_MAX / 2);
     }
 }

@@ -77,13 +77,13 @@ impl<R: TaskRows> TaskStore for OrderedStore<R> {
         // Only a conflicting Idempotency-Key suppresses the insert; the row that holds the
         // key is committed (ON CONFLICT waited for it), so this read finds it.
         let idempotency = idempotency.ok_or_else(|| {
-            StoreError::Database("insert without idempotency key returned no row".into())
+            StoreError::database("insert without idempotency key returned no row")
         })?;
         let (existing, fingerprint) = self
             .0
             .by_idempotency_key(owner, &idempotency.key)
             .await?
-            .ok_or_else(|| StoreError::Database("idempotency key vanished".into()))?;
+            .ok_or_else(|| StoreError::database("idempotency key vanished"))?;
         if fingerprint.as_deref() != Some(idempotency.fingerprint.as_str()) {
             return Err(StoreError::IdempotencyConflict);
         }
@@ -132,8 +132,8 @@ impl<R: TaskRows> TaskStore for OrderedStore<R> {
                 UpdateDecision::Apply(_) => continue,
             }
         }
-        Err(StoreError::Database(
-            "update kept racing with concurrent writes".into(),
+        Err(StoreError::database(
+            "update kept racing with concurrent writes",
         ))
     }
 
@@ -149,15 +149,15 @@ impl<R: TaskRows> TaskStore for OrderedStore<R> {
                 DeleteDecision::Delete => continue,
             }
         }
-        Err(StoreError::Database(
-            "delete kept racing with concurrent writes".into(),
+        Err(StoreError::database(
+            "delete kept racing with concurrent writes",
         ))
     }
 
     async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
         match tokio::time::timeout(timeout, self.0.select_one()).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
+            Err(_) => Err(StoreError::unavailable(format!(
                 "SELECT 1 did not answer within {timeout:?}"
             ))),
         }

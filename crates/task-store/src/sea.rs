@@ -13,7 +13,7 @@ use sea_orm::{
 use task_domain::{FieldStamps, TaskPatch, TaskState, ValidCreate};
 
 use crate::rows::TaskRows;
-use crate::{Idempotency, Page, PoolStats, StoreError, StoreSettings, sql};
+use crate::{ExposeSecret, Idempotency, Page, PoolStats, StoreError, StoreSettings, sql};
 
 /// Statements in the dialect of the connected backend.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ pub struct SeaOrmRows {
 impl SeaOrmRows {
     /// Connects (the database must exist and be migrated).
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
-        let mut options = ConnectOptions::new(settings.url.clone());
+        let mut options = ConnectOptions::new(settings.url.read()?.expose_secret().to_owned());
         options
             .max_connections(settings.max_connections)
             .min_connections(0)

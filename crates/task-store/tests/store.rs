@@ -258,3 +258,53 @@ async fn concurrent_migrations_on_a_fresh_postgres_database_all_succeed() {
     let connection = sea_orm::Database::connect(database.url()).await.unwrap();
     assert!(task_migration::is_up_to_date(&connection).await.unwrap());
 }
+
+/// sea-orm-migration runs SQLite migrations outside a transaction: a failure (or a crash)
+/// after CREATE TABLE left a half-made schema that failed every later start.
+#[tokio::test]
+async fn a_failed_sqlite_migration_leaves_nothing_behind() {
+    use sea_orm::ConnectionTrait;
+    let database = TestDatabase::sqlite().unwrap();
+    let connection = sea_orm::Database::connect(database.url()).await.unwrap();
+    // Takes the name of the migration's last index: the run fails after CREATE TABLE and
+    // the first index.
+    connection
+        .execute_unprepared("CREATE TABLE tasks_owner_idempotency_key (x INTEGER)")
+        .await
+        .unwrap();
+    assert!(task_store::migrate(database.url()).await.is_err());
+    connection
+        .execute_unprepared("DROP TABLE tasks_owner_idempotency_key")
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    task_store::migrate(database.url())
+        .await
+        .expect("the next start migrates from scratch");
+    let store = task_store::connect(&StoreSettings::new(database.url()))
+        .await
+        .unwrap();
+    store
+        .create("alice", &creation("after", 1), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn store_errors_keep_their_typed_source() {
+    // Nothing listens on port 1.
+    let error = task_store::connect(&StoreSettings::new("postgres://postgres@127.0.0.1:1/x"))
+        .await
+        .err()
+        .expect("no server");
+    assert!(error.is_unavailable(), "{error:?}");
+    let source = std::error::Error::source(&error).expect("a source");
+    let postgres = source
+        .downcast_ref::<tokio_postgres::Error>()
+        .expect("the tokio-postgres error itself");
+    assert!(
+        std::error::Error::source(postgres)
+            .is_some_and(|io| io.downcast_ref::<std::io::Error>().is_some()),
+        "{postgres:?}"
+    );
+}

@@ -6,6 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each [`TestDatabase::postgres`] creates a
 //! database `task_api_test_<random>` there and drops it when dropped.
 
+mod cluster;
 mod proxy;
 
 use std::net::SocketAddr;
@@ -46,6 +47,7 @@ impl TokenIssuer for LocalIssuer {
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use cluster::{ClusterOptions, PostgresCluster};
 pub use proxy::TcpProxy;
 
 pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -224,7 +226,7 @@ impl TestOptions {
         Config {
             listen: loopback,
             admin_listen: loopback,
-            database_url: database_url.to_owned(),
+            database_url: database_url.into(),
             oidc_issuer_url: self.issuer.as_ref().map(|issuer| issuer.url().to_owned()),
             oidc_audience: self
                 .issuer

@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -184,114 +183,10 @@ impl Drop for ServiceProcess {
     }
 }
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-/// A PostgreSQL cluster of its own in a temporary directory, on a free loopback port, that a
-/// test can stop and start again on the same address. Runs as the `postgres` OS user, since
-/// `initdb` refuses to run as root.
-pub struct ThrowawayPostgres {
-    directory: tempfile::TempDir,
-    pub port: u16,
-}
-
-impl ThrowawayPostgres {
-    pub fn start() -> Self {
-        let directory = tempfile::Builder::new()
-            .prefix("task-api-pg-")
-            .tempdir()
-            .expect("temporary directory");
-        run(Command::new("chown")
-            .arg("postgres:postgres")
-            .arg(directory.path()));
-        let cluster = Self {
-            port: free_port(),
-            directory,
-        };
-        run(cluster
-            .as_postgres(&format!("{PG_BIN}/initdb"))
-            .args(["--auth=trust", "--username=postgres", "--no-sync", "-D"])
-            .arg(cluster.data()));
-        cluster.start_server();
-        cluster
-    }
-
-    fn data(&self) -> PathBuf {
-        self.directory.path().join("data")
-    }
-
-    fn as_postgres(&self, program: &str) -> Command {
-        let mut command = Command::new("runuser");
-        command
-            .args(["-u", "postgres", "--", program])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        command
-    }
-
-    pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    /// Starts the server and waits until it accepts connections.
-    pub fn start_server(&self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.directory.path().display()
-        );
-        run(self
-            .as_postgres(&format!("{PG_BIN}/pg_ctl"))
-            .args(["start", "-w", "-t", "60", "-D"])
-            .arg(self.data())
-            .args(["-l"])
-            .arg(self.log_file())
-            .args(["-o", &options]));
-    }
-
-    /// `pg_ctl stop -m fast`: sessions are terminated, the port closes.
-    pub fn stop_server(&self) {
-        run(self
-            .as_postgres(&format!("{PG_BIN}/pg_ctl"))
-            .args(["stop", "-w", "-m", "fast", "-D"])
-            .arg(self.data()));
-    }
-
-    fn log_file(&self) -> PathBuf {
-        self.directory.path().join("server.log")
-    }
-
-    pub fn server_log(&self) -> String {
-        std::fs::read_to_string(self.log_file()).unwrap_or_default()
-    }
-
-    pub fn directory(&self) -> &Path {
-        self.directory.path()
-    }
-}
-
-impl Drop for ThrowawayPostgres {
-    fn drop(&mut self) {
-        let _ = self
-            .as_postgres(&format!("{PG_BIN}/pg_ctl"))
-            .args(["stop", "-w", "-m", "immediate", "-D"])
-            .arg(self.data())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn run(command: &mut Command) {
-    let output = command
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap_or_else(|error| panic!("{command:?} did not start: {error}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+/// A PostgreSQL cluster of the test's own that a test can stop and start again on the same
+/// address (see `task_testkit::PostgresCluster`).
+#[allow(unused_imports)]
+pub use task_testkit::PostgresCluster as ThrowawayPostgres;
 
 /// Parses the Prometheus text format into `(series, value)` pairs, e.g.
 /// `("task_api_db_up", 1.0)` or `("task_api_http_requests_total{method=\"GET\",...}", 3.0)`.
