@@ -129,9 +129,17 @@ def kustomize_build(path: Path) -> list[dict]:
     return load_documents(run(["kubectl", "kustomize", "--load-restrictor=LoadRestrictionsNone", str(path)]))
 
 
+# The kind environment of the e2e workflow and local development (clusters/ci): its root sync is
+# created by clusters/ci/up.sh and its cluster-vars are part of the tree.
+KIND_ENVIRONMENT = "ci"
+
+
 def cluster_vars(environment: str) -> dict[str, str]:
-    """The fake-but-realistic cluster-vars ConfigMap of an environment (tests/fixtures)."""
-    docs = load_documents((TESTS / "fixtures" / f"cluster-vars-{environment}.yaml").read_text())
+    """The fake-but-realistic cluster-vars ConfigMap of an environment (tests/fixtures; for the
+    kind environment, the ConfigMap its tree applies)."""
+    source = (REPO / "clusters" / "ci" / "cluster-vars.yaml" if environment == KIND_ENVIRONMENT
+              else TESTS / "fixtures" / f"cluster-vars-{environment}.yaml")
+    docs = load_documents(source.read_text())
     maps = [d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "cluster-vars"]
     if len(maps) != 1 or maps[0]["metadata"].get("namespace") != "flux-system":
         raise RenderError(f"fixture for {environment} must hold one ConfigMap flux-system/cluster-vars")
@@ -192,6 +200,8 @@ def render_root(environment: str) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / environment
         shutil.copytree(cluster_dir, work)
+        if (work / "kustomization.yaml").exists():
+            return kustomize_build(work)  # Flux builds a kustomization.yaml that is there as is
         components = work / "flux-system" / "gotk-components.yaml"
         if components.exists():
             raise RenderError("gotk-components.yaml is generated at bootstrap; do not commit a hand-made one")
@@ -300,6 +310,20 @@ def flux_instance_sync(root: list[dict]) -> list[dict]:
     return [repository, kustomization]
 
 
+def _kind_sync() -> list[dict]:
+    """The GitRepository and Kustomization flux-system that clusters/ci/up.sh creates."""
+    return [
+        {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+         "metadata": {"name": "flux-system", "namespace": "flux-system"},
+         "spec": {"interval": "1m", "url": "https://github.com/example-org/task-platform", "ref": {"branch": "main"},
+                  "ignore": "clusters/**/flux-system/"}},
+        {"apiVersion": FLUX_KUSTOMIZATION, "kind": "Kustomization",
+         "metadata": {"name": "flux-system", "namespace": "flux-system"},
+         "spec": {"interval": "10m", "path": "./clusters/ci", "prune": True,
+                  "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}},
+    ]
+
+
 def render_environment(environment: str, variables_override: dict[str, str] | None = None) -> Rendered:
     """Everything Flux applies in one environment. variables_override replaces cluster-vars
     (used to compare environments with identical per-cluster facts)."""
@@ -307,6 +331,8 @@ def render_environment(environment: str, variables_override: dict[str, str] | No
     configmaps = {"cluster-vars": variables_override or cluster_vars(environment)}
     root = render_root(environment)
     root += flux_instance_sync(root)
+    if environment == KIND_ENVIRONMENT:
+        root += _kind_sync()
     rendered.bootstrap = root
     for obj in root:
         if obj.get("kind") == "Deployment" and obj["metadata"]["namespace"] == "flux-system":

@@ -19,7 +19,9 @@ import yaml
 import fluxtree
 import releases
 import schema_check
-from fluxtree import ENVIRONMENTS, REPO, envsubst, object_id
+from fluxtree import ENVIRONMENTS, KIND_ENVIRONMENT, REPO, envsubst, object_id
+
+RENDERED = ENVIRONMENTS + (KIND_ENVIRONMENT,)
 
 SEMVER_EXACT = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 GIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -138,7 +140,7 @@ def test_bootstrap_manifests_are_what_flux_bootstrap_writes(rendered, environmen
 # --- schemas -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("environment", RENDERED)
 def test_every_object_matches_its_schema(rendered, crd_registry, environment):
     result = rendered(environment)
     items = [(key, obj) for key, (_, obj) in result.objects.items()]
@@ -192,7 +194,7 @@ def _secret_exists(result: fluxtree.Rendered, namespace: str, name: str) -> bool
     return False
 
 
-@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("environment", RENDERED)
 def test_every_reference_resolves(rendered, environment):
     result = rendered(environment)
     problems: list[str] = []
@@ -348,7 +350,7 @@ def test_image_pin_rule(reference, pinned):
     assert image_is_pinned(reference) is pinned
 
 
-@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("environment", RENDERED)
 def test_sources_charts_and_images_are_pinned(rendered, environment):
     result = rendered(environment)
     problems = []
@@ -389,7 +391,7 @@ def _escaped_literals() -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("environment", RENDERED)
 def test_nothing_is_left_unsubstituted(rendered, environment):
     result = rendered(environment)
     escaped = _escaped_literals()
@@ -688,6 +690,7 @@ def test_every_manifest_file_is_reachable_from_a_cluster(rendered):
             listed.add(kustomization.resolve())
     for environment in ENVIRONMENTS:
         listed.update(p.resolve() for p in (REPO / "clusters" / environment).glob("*.yaml"))
+    listed.update((REPO / path).resolve() for path in NOT_FLUX_MANIFESTS)
     orphans = []
     for root in ("infrastructure", "apps", "clusters"):
         for path in (REPO / root).rglob("*"):
@@ -699,6 +702,9 @@ def test_every_manifest_file_is_reachable_from_a_cluster(rendered):
                 orphans.append(str(path.relative_to(REPO)))
     assert orphans == []
 
+
+# YAML files in the Flux paths that are not Kubernetes objects, and what reads them.
+NOT_FLUX_MANIFESTS = {"clusters/ci/kind.yaml": "kind's cluster configuration (clusters/ci/up.sh, e2e workflow)"}
 
 LAYERS = ("flux-system", "notifications", "infra-controllers", "infra-configs", "apps")
 
@@ -721,7 +727,7 @@ def _existing_secret_names(value):
             yield from _existing_secret_names(item)
 
 
-@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("environment", RENDERED)
 def test_no_layer_waits_for_a_later_layer(rendered, environment):
     """A HelmRelease that needs an object of a later Flux Kustomization can never become Ready
     while its own layer waits for it: the bootstrap of an empty cluster would deadlock."""
