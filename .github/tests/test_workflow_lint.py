@@ -117,3 +117,14 @@ def test_shellcheck_is_clean_on_the_scripts():
 def test_python_scripts_compile():
     for script in sorted((GITHUB / "scripts").glob("*.py")):
         subprocess.run([sys.executable, "-m", "py_compile", str(script)], check=True)
+
+
+def test_actionlint_knows_exactly_the_registered_scale_set_labels():
+    import re
+
+    names = set()
+    for manifest in (REPO / "infrastructure" / "configs" / "base" / "arc-runners").glob("*.yaml"):
+        names |= set(re.findall(r"runnerScaleSetName:\s*(\S+)", manifest.read_text()))
+    expected = {n.replace("${environment}", env) for n in names for env in ("dev", "staging", "prod")}
+    labels = set(yaml.safe_load((GITHUB / "actionlint.yaml").read_text())["self-hosted-runner"]["labels"])
+    assert labels == expected
