@@ -346,3 +346,45 @@ def test_the_restore_runbook_never_scales_the_service_to_zero():
     database = (REPO / "opentofu" / "stacks" / "database" / "main.tf").read_text()
     assert "identifier = local.name" in database and "manage_master_user_password   = true" in database
     assert 'name          = "alias/${local.name}-database"' in database
+
+
+def docs_with_commands():
+    return [DOCS / "walkthrough.md", DOCS / "ci-cd.md", *sorted(RUNBOOKS.glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", docs_with_commands(), ids=lambda p: p.name)
+def test_every_workflow_the_docs_run_accepts_the_inputs_they_pass(doc):
+    import yaml
+
+    for name, args in re.findall(r"gh workflow run (\S+)((?: -f [\w-]+=\S+)*)", doc.read_text()):
+        path = REPO / ".github" / "workflows" / name
+        assert path.is_file(), f"{doc.name}: `gh workflow run {name}`: no such workflow"
+        workflow = yaml.safe_load(path.read_text())
+        dispatch = (workflow.get("on", workflow.get(True)) or {}).get("workflow_dispatch")
+        assert dispatch is not None, f"{doc.name}: {name} cannot be started by hand"
+        inputs = (dispatch or {}).get("inputs") or {}
+        for key, value in re.findall(r"-f ([\w-]+)=(\S+)", args):
+            assert key in inputs, f"{doc.name}: {name} has no input {key!r}"
+            options = inputs[key].get("options")
+            if options and "<" not in value:
+                assert value in options, f"{doc.name}: {name} -f {key}={value} is not one of {options}"
+
+
+@pytest.mark.parametrize("doc", docs_with_commands(), ids=lambda p: p.name)
+def test_every_script_and_file_the_docs_run_exists(doc):
+    text = doc.read_text()
+    for path in set(re.findall(r"(?:python3? |--input |< )(\.github/[\w./-]+|\.ci/[\w./-]+)", text)):
+        assert (REPO / path).exists(), f"{doc.name} runs {path}, which does not exist"
+    for label in re.findall(r"gh pr list --label (\S+)", text):
+        labels = " ".join((REPO / ".github" / "workflows" / w).read_text() for w in ("release.yaml", "promote.yaml"))
+        env = label.split("/", 1)[1]
+        assert f"labels: release, {label}" in labels or "env/${{ env.TARGET }}" in labels and env in ("staging", "prod"), (
+            f"{doc.name}: no workflow labels its pull requests {label}"
+        )
+
+
+def test_the_walkthrough_configures_the_secrets_ci_cd_md_lists():
+    documented = set(re.findall(r"gh secret set ([A-Z_]+)", (DOCS / "ci-cd.md").read_text()))
+    walked = set(re.findall(r"gh secret set ([A-Z_]+)", (DOCS / "walkthrough.md").read_text()))
+    walked |= set(re.findall(r"`([A-Z][A-Z_]+_KEY)`", (DOCS / "walkthrough.md").read_text()))
+    assert documented <= walked, f"the walkthrough never sets {sorted(documented - walked)}"
