@@ -1,5 +1,6 @@
 """ci.yaml's own scripts, run as GitHub runs them (ghasim)."""
 
+import contextlib
 import socket
 import sys
 from pathlib import Path
@@ -21,24 +22,35 @@ def only_step(name):
     return {"jobs": {"rust": {**job, "steps": [step]}}}
 
 
-def postgres_listening() -> bool:
+@contextlib.contextmanager
+def something_on_5432():
+    """The service's port in the job's pod: the machine's PostgreSQL if it runs, else a listener."""
     try:
         socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-        return True
+        yield
+        return
     except OSError:
-        return False
+        pass
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 5432))
+    server.listen(8)
+    try:
+        yield
+    finally:
+        server.close()
 
 
 def test_in_arc_kubernetes_mode_the_job_finds_postgresql_on_localhost_once_it_listens(tmp_path):
     """ARC's Kubernetes mode ignores the service's `options:` health check and runs the service
     in the job's pod: no `postgres` host name, and nothing waited for the server."""
-    assert postgres_listening(), "the test machine's PostgreSQL on 127.0.0.1:5432 stands in for the service"
     fakes = FakeCommands(tmp_path / "bin")
     fakes.add("getent", [{"match": "^hosts postgres$", "exit": 2}])
     fakes.add("sleep", [{"match": ".*"}])
     work = tmp_path / "w"
     work.mkdir()
-    run = run_job(only_step("PostgreSQL address"), "rust", workdir=work, fakes=fakes, actions={}, github={"sha": "0" * 40})
+    with something_on_5432():
+        run = run_job(only_step("PostgreSQL address"), "rust", workdir=work, fakes=fakes, actions={}, github={"sha": "0" * 40})
     assert not run.failed, "\n".join(run.log)
     env = (tmp_path / "runner-temp-rust" / "env").read_text()
     assert "TEST_POSTGRES_URL=postgres://postgres:postgres@127.0.0.1:5432/postgres" in env
