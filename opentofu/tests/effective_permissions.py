@@ -60,6 +60,8 @@ def render() -> str:
     ]
     lines += _table("Apply roles", iam.apply_role, iam.mutations)
     lines += _table("Plan roles", iam.plan_role, iam.mutations)
+    lines += ["## Creations the stacks make (tagged for, or named after, each environment)", ""]
+    lines += _table("Apply roles", iam.apply_role, lambda t, a: iam.stack_needs(t))
     lines += ["## Secret values and other environments' state", ""]
     lines += _table("Apply roles", iam.apply_role, lambda t, a: iam.secret_reads(t))
     lines += _table("Plan roles", iam.plan_role, lambda t, a: iam.secret_reads(t))

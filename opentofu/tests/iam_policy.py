@@ -387,6 +387,39 @@ def mutations(env: str, actor_env: str) -> list[tuple[str, Request]]:
     ]
 
 
+def stack_needs(env: str) -> list[tuple[str, Request]]:
+    """Calls the environment's stacks make on first apply (beyond changing what exists)."""
+    name = f"{PROJECT}-{env}"
+    tag = {"aws:RequestTag/environment": env}
+    db_arn = arn("rds", f"db:{name}")
+    return [
+        ("create the VPC", Request("ec2:CreateVpc", arn("ec2", "vpc/*"), tag)),
+        ("create a NAT gateway's address", Request("ec2:AllocateAddress", arn("ec2", "elastic-ip/*"), tag)),
+        ("create a launch template", Request("ec2:CreateLaunchTemplate", arn("ec2", "launch-template/*"), tag)),
+        ("tag a resource while creating it", Request("ec2:CreateTags", arn("ec2", "subnet/subnet-new"), {**tag, "ec2:CreateAction": "CreateSubnet"})),
+        ("adopt the new VPC's default security group", Request("ec2:CreateTags", arn("ec2", "security-group/sg-default"), tag)),
+        ("create a KMS key", Request("kms:CreateKey", "*", tag)),
+        ("alias the key", Request("kms:CreateAlias", arn("kms", f"alias/{name}-database"))),
+        ("create the control-plane log group", Request("logs:CreateLogGroup", arn("logs", f"log-group:/aws/eks/{name}/cluster"))),
+        ("create the flow-log group", Request("logs:CreateLogGroup", arn("logs", f"log-group:/aws/vpc-flow-log/{name}"))),
+        ("create the cluster", Request("eks:CreateCluster", arn("eks", f"cluster/{name}"))),
+        ("look up addon builds", Request("eks:DescribeAddonVersions", "*")),
+        ("create the database", Request("rds:CreateDBInstance", db_arn)),
+        ("use the default option group", Request("rds:CreateDBInstance", arn("rds", "og:default:postgres-17"))),
+        ("let RDS create the master secret", Request("secretsmanager:CreateSecret", arn("secretsmanager", f"secret:rds!db-{env}-AbCdEf"), {"aws:CalledVia": ["rds.amazonaws.com"]})),
+        ("request the certificate", Request("acm:RequestCertificate", "*", tag)),
+        ("write its validation record", Request("route53:ChangeResourceRecordSets", arn("route53", "hostedzone/Z0TASKS"), {
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames": [f"_a1b2.{domain(env)}"],
+            "route53:ChangeResourceRecordSetsRecordTypes": ["CNAME"],
+        })),
+        ("pass the node role to EC2", Request("iam:PassRole", arn("iam", f"role/{name}-node-apps"), {"iam:PassedToService": "ec2.amazonaws.com"})),
+        ("create the EKS service-linked role", Request("iam:CreateServiceLinkedRole", arn("iam", "role/aws-service-role/eks.amazonaws.com/AWSServiceRoleForAmazonEKS"), {"iam:AWSServiceName": "eks.amazonaws.com"})),
+        ("read the AMI release parameter", Request("ssm:GetParameter", arn("ssm", "parameter/aws/service/eks/optimized-ami/1.34/amazon-linux-2023/x86_64/standard/recommended/release_version"))),
+        ("take the state lock", Request("s3:PutObject", arn("s3", f"{state_bucket()}/{env}/network/terraform.tfstate.tflock"))),
+        ("read the global outputs", Request("s3:GetObject", arn("s3", f"{state_bucket()}/global/terraform.tfstate"))),
+    ]
+
+
 def secret_reads(env: str) -> list[tuple[str, Request]]:
     name = f"{PROJECT}-{env}"
     db_arn = arn("rds", f"db:{name}")

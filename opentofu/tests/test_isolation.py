@@ -46,6 +46,23 @@ def test_apply_role_can_manage_its_own_environment(env):
 
 
 @pytest.mark.parametrize("env", ENVS)
+def test_apply_role_can_create_what_its_stacks_create(env):
+    assert _refused(iam.apply_role(env), iam.stack_needs(env)) == []
+
+
+@pytest.mark.parametrize(("actor", "target"), PAIRS, ids=lambda v: v)
+def test_apply_role_cannot_create_for_another_environment(actor, target):
+    """The same creations, tagged for or named after another environment. Shared by design:
+    account-wide reads and service-linked roles, the engine's default option group, and RDS
+    creating a master secret (RDS names it rds!db-<uuid>; a new secret touches nothing of
+    another environment, and deleting or rotating one needs its instance's tag)."""
+    allowed = _allowed(iam.apply_role(actor), iam.stack_needs(target))
+    shared = {"look up addon builds", "use the default option group", "create the EKS service-linked role",
+              "read the AMI release parameter", "read the global outputs", "let RDS create the master secret"}
+    assert [a for a in allowed if a.split(":")[0] not in shared] == []
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_plan_role_changes_nothing(env):
     role = iam.plan_role(env)
     for target in ENVS:
