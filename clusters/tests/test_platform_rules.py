@@ -170,3 +170,18 @@ def test_every_release_detects_drift(rendered, environment):
     missing = [object_id(r) for r in rendered(environment).of_kind("HelmRelease")
                if (r["spec"].get("driftDetection") or {}).get("mode") != "enabled"]
     assert missing == []
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_http01_solvers_get_a_load_balancer_lets_encrypt_can_reach(rendered, environment):
+    """The ALB controller makes internal load balancers unless told otherwise; an HTTP-01
+    challenge served there never validates."""
+    problems = []
+    for issuer in rendered(environment).of_kind("ClusterIssuer"):
+        for solver in ((issuer["spec"].get("acme") or {}).get("solvers") or []):
+            ingress = (solver.get("http01") or {}).get("ingress")
+            if ingress and ingress.get("ingressClassName") == "alb":
+                annotations = ((ingress.get("ingressTemplate") or {}).get("metadata") or {}).get("annotations") or {}
+                if annotations.get("alb.ingress.kubernetes.io/scheme") != "internet-facing":
+                    problems.append(object_id(issuer))
+    assert problems == []
