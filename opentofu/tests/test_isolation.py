@@ -157,3 +157,11 @@ def test_names_are_substituted_per_environment():
     for st in policy.statements:
         for text in st.resources + st.not_resources:
             assert "${" not in text
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_apply_role_cannot_adopt_untagged_resources(env):
+    """Tagging an untagged interface (the VPC CNI's, of any cluster) would make it the actor's."""
+    role = iam.apply_role(env)
+    adopt = iam.Request("ec2:CreateTags", iam.arn("ec2", "network-interface/eni-untagged"), {"aws:RequestTag/environment": env})
+    assert not role.allows(adopt), role.decide(adopt)
