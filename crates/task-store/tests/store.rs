@@ -308,3 +308,31 @@ async fn store_errors_keep_their_typed_source() {
         "{postgres:?}"
     );
 }
+
+/// `close()` used to leave reconnects possible: a closed store must not open connections
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_postgres_store_opens_no_connection_again() {
+    use sea_orm::ConnectionTrait;
+    let (database, store) = store(Backend::Postgres).await;
+    store.get("alice", 1).await.unwrap_err();
+    store.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(matches!(
+        store.get("alice", 1).await,
+        Err(StoreError::Unavailable { .. })
+    ));
+    let admin = sea_orm::Database::connect(database.url()).await.unwrap();
+    let row = admin
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT count(*) AS open FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'task-api'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let open: i64 = row.try_get("", "open").unwrap();
+    assert_eq!(open, 0, "connections of a closed store");
+    admin.close().await.unwrap();
+}
