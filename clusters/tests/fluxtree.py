@@ -29,7 +29,6 @@ TESTS = Path(__file__).resolve().parent
 ENVIRONMENTS = ("dev", "staging", "prod")
 OWN_CHART = REPO / "apps" / "base" / "task-api" / "chart"
 OWN_HELMRELEASE = ("task-api", "task-api")  # (namespace, name)
-KUBERNETES_VERSION = "1.33.0"
 
 # The keys of the cluster-vars ConfigMap that OpenTofu writes (the shared contract).
 CLUSTER_VARS_KEYS = frozenset(
@@ -252,7 +251,22 @@ def substitution_variables(kustomization: dict, configmaps: dict[str, dict[str, 
     return variables, problems
 
 
-def helm_template(release: dict, values: dict) -> list[dict]:
+def kubernetes_version(environment: str) -> str:
+    """The cluster's Kubernetes minor as x.y.0 (for --kube-version): what OpenTofu creates
+    (opentofu/environments/<env>/cluster.tfvars), or for the kind environment its node image."""
+    if environment == KIND_ENVIRONMENT:
+        images = set(re.findall(r"image: kindest/node:v(\d+\.\d+)\.\d+", (REPO / "clusters" / "ci" / "kind.yaml").read_text()))
+        if len(images) != 1:
+            raise RenderError(f"clusters/ci/kind.yaml must run one Kubernetes minor, found {images}")
+        return images.pop() + ".0"
+    tfvars = (REPO / "opentofu" / "environments" / environment / "cluster.tfvars").read_text()
+    match = re.search(r'^kubernetes_version\s*=\s*"(\d+\.\d+)"', tfvars, re.M)
+    if not match:
+        raise RenderError(f"no kubernetes_version in opentofu/environments/{environment}/cluster.tfvars")
+    return match.group(1) + ".0"
+
+
+def helm_template(release: dict, values: dict, kube_version: str) -> list[dict]:
     meta = release["metadata"]
     name = release["spec"].get("releaseName") or meta["name"]
     namespace = release["spec"].get("targetNamespace") or meta["namespace"]
@@ -269,7 +283,7 @@ def helm_template(release: dict, values: dict) -> list[dict]:
                 "--namespace",
                 namespace,
                 "--kube-version",
-                KUBERNETES_VERSION,
+                kube_version,
                 "--values",
                 values_file,
             ]
@@ -362,6 +376,6 @@ def render_environment(environment: str, variables_override: dict[str, str] | No
         meta = release["metadata"]
         if (meta.get("namespace"), meta["name"]) != OWN_HELMRELEASE:
             continue
-        for obj in helm_template(release, release["spec"].get("values") or {}):
+        for obj in helm_template(release, release["spec"].get("values") or {}, kubernetes_version(environment)):
             rendered.add(f"helm:{meta['name']}", obj)
     return rendered

@@ -65,17 +65,7 @@ def _cache_dir() -> Path:
 
 
 def kubernetes_version(environment: str) -> str:
-    """The cluster's Kubernetes minor as OpenTofu creates it (x.y.0 for --kube-version)."""
-    if environment == fluxtree.KIND_ENVIRONMENT:
-        images = set(re.findall(r"image: kindest/node:v(\d+\.\d+)\.\d+", (REPO / "clusters" / "ci" / "kind.yaml").read_text()))
-        if len(images) != 1:
-            raise RenderError(f"clusters/ci/kind.yaml must run one Kubernetes minor, found {images}")
-        return images.pop() + ".0"
-    tfvars = (REPO / "opentofu" / "environments" / environment / "cluster.tfvars").read_text()
-    match = re.search(r'^kubernetes_version\s*=\s*"(\d+\.\d+)"', tfvars, re.M)
-    if not match:
-        raise RenderError(f"no kubernetes_version in opentofu/environments/{environment}/cluster.tfvars")
-    return match.group(1) + ".0"
+    return fluxtree.kubernetes_version(environment)
 
 
 @functools.lru_cache(maxsize=None)
