@@ -66,11 +66,10 @@ def test_flux_instance_syncs_this_repository_over_https_with_the_read_only_app(p
         "ref": "refs/heads/main",
         "path": f"clusters/{env}",
         "pullSecret": "flux-system",
+        # The GitRepository the operator generates authenticates as the GitHub App.
+        "provider": "github",
         "interval": "1m",
     }
-    # The GitRepository the operator generates authenticates as the GitHub App.
-    provider_patch = [p for p in spec["kustomize"]["patches"] if p["target"].get("kind") == "GitRepository"]
-    assert provider_patch and "value: github" in provider_patch[0]["patch"]
     # The Secret OpenTofu writes is the one the sync reads, with GitHub App keys only.
     secret = platform.resource("kubernetes_secret_v1", "flux_git")
     assert secret["metadata"][0]["name"] == "${local.flux_instance.spec.sync.pullSecret}"

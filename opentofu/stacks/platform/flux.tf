@@ -55,7 +55,7 @@ locals {
   flux_instance      = yamldecode(file(local.flux_instance_file))
 
   # Charts of the Flux Operator and of its FluxInstance, released together.
-  flux_operator_chart_version = "0.53.0" # renovate: datasource=docker depName=ghcr.io/controlplaneio-fluxcd/charts/flux-operator
+  flux_operator_chart_version = "0.58.1" # renovate: datasource=docker depName=ghcr.io/controlplaneio-fluxcd/charts/flux-operator
   flux_charts_repository      = "oci://ghcr.io/controlplaneio-fluxcd/charts"
 
   # Flux's controllers run on the tainted system nodes.
