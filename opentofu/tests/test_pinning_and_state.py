@@ -66,14 +66,17 @@ def _backend_settings(root: str, env: str) -> dict:
 
 
 def _server_side_encryption(settings: dict) -> tuple[str | None, str | None]:
-    """The SSE headers the S3 backend sends with every PutObject of the state (OpenTofu's s3
-    backend: `encrypt` without `kms_key_id` asks for AES256, which overrides the bucket's KMS
-    default; with `kms_key_id` it asks for aws:kms with that key; neither: the bucket default)."""
+    """The SSE headers OpenTofu's S3 backend sends with each PutObject of the state
+    (internal/backend/remote-state/s3/client.go, RemoteClient.Put): only with `encrypt`; then
+    aws:kms with `kms_key_id` if set, else SSE-C with `sse_customer_key`, else AES256 (which
+    overrides the bucket's KMS default). Without `encrypt`: no header, the bucket default."""
+    if not settings.get("encrypt"):
+        return None, None
     if settings.get("kms_key_id"):
         return "aws:kms", settings["kms_key_id"]
-    if settings.get("encrypt"):
-        return "AES256", None
-    return None, None
+    if settings.get("sse_customer_key"):
+        return "SSE-C", None
+    return "AES256", None
 
 
 BACKENDS = [("global", "global")] + [(st, env) for env in ENVS for st in ENV_STACKS]
@@ -88,8 +91,10 @@ def test_s3_backend_encrypts_with_the_state_key_and_locks_natively(root, env):
     assert _server_side_encryption(_backend_settings(root, env)) == ("aws:kms", state_key)
 
 
-def test_encryption_model_knows_the_aes256_default():
+def test_encryption_model_follows_the_backend():
     assert _server_side_encryption({"encrypt": True}) == ("AES256", None)
+    assert _server_side_encryption({"kms_key_id": "k"}) == (None, None), "kms_key_id alone sends nothing"
+    assert _server_side_encryption({"encrypt": True, "kms_key_id": "k"}) == ("aws:kms", "k")
 
 
 def test_one_state_key_per_environment_and_stage():
