@@ -133,6 +133,26 @@ def kustomize_build(path: Path) -> list[dict]:
 KIND_ENVIRONMENT = "ci"
 
 
+def build_with_components(path: Path, components: list[str]) -> list[dict]:
+    """kustomize build of a Flux Kustomization's path with its spec.components (paths relative
+    to spec.path), which kustomize-controller adds to the path's kustomization."""
+    if not components:
+        return kustomize_build(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "build"
+        work.mkdir()
+        for component in components:
+            if not (path / component / "kustomization.yaml").is_file():
+                raise RenderError(f"component {component} (relative to {path.relative_to(REPO)}) does not exist")
+        (work / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [os.path.relpath(path, work)],
+            "components": [os.path.relpath(path / c, work) for c in components],
+        }))
+        return kustomize_build(work)
+
+
 def cluster_vars(environment: str) -> dict[str, str]:
     """The fake-but-realistic cluster-vars ConfigMap of an environment (tests/fixtures; for the
     kind environment, the ConfigMap its tree applies)."""
@@ -365,7 +385,7 @@ def render_environment(environment: str, variables_override: dict[str, str] | No
             continue
         variables, problems = substitution_variables(kustomization, configmaps)
         rendered.problems.extend(problems)
-        objects, problems = substitute_objects(kustomize_build(path), variables, name)
+        objects, problems = substitute_objects(build_with_components(path, spec.get("components") or []), variables, name)
         rendered.problems.extend(problems)
         for obj in objects:
             if spec.get("targetNamespace") and obj.get("metadata", {}).get("namespace") is None:
