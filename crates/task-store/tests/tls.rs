@@ -3,43 +3,10 @@
 //! migrator (sqlx) both verify whom they talk to.
 
 use chrono::NaiveDate;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use task_domain::ValidCreate;
 use task_store::{StoreError, StoreSettings, error_chain};
+use task_testkit::pki::Authority;
 use task_testkit::{ClusterOptions, PostgresCluster};
-
-struct Authority {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn authority(name: &str) -> Authority {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let pem = params.self_signed(&key).unwrap().pem();
-    Authority {
-        pem,
-        issuer: Issuer::new(params, key),
-    }
-}
-
-/// The server's certificate, valid for `names` only, and its key.
-fn server_certificate(authority: &Authority, names: &[&str]) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(
-        names
-            .iter()
-            .map(|name| (*name).to_owned())
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
-    params.distinguished_name.push(DnType::CommonName, names[0]);
-    let certificate = params.signed_by(&key, &authority.issuer).unwrap();
-    (certificate.pem(), key.serialize_pem())
-}
 
 fn task() -> ValidCreate {
     ValidCreate {
@@ -67,19 +34,11 @@ async fn refused(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_modes_verify_the_server_as_libpq_does() {
-    let ours = authority("task-api test CA");
-    let theirs = authority("someone else's CA");
+    let ours = Authority::new("task-api test CA");
+    let theirs = Authority::new("someone else's CA");
     // Valid for the IP address only: `localhost` is a name mismatch.
-    let (certificate, key) = server_certificate(&ours, &["127.0.0.1"]);
-    let cluster = PostgresCluster::start_with(
-        ClusterOptions::default()
-            .setting("ssl = on")
-            .setting("ssl_cert_file = 'server.crt'")
-            .setting("ssl_key_file = 'server.key'")
-            .hba("local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n")
-            .file("server.crt", certificate)
-            .file("server.key", key),
-    );
+    let (certificate, key) = ours.server_certificate(&["127.0.0.1"]);
+    let cluster = PostgresCluster::start_with(ClusterOptions::default().tls_only(certificate, key));
     let files = tempfile::tempdir().unwrap();
     let our_ca = files.path().join("our-ca.pem");
     let their_ca = files.path().join("their-ca.pem");

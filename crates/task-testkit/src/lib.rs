@@ -7,6 +7,7 @@
 //! database `task_api_test_<random>` there and drops it when dropped.
 
 mod cluster;
+pub mod pki;
 mod proxy;
 
 use std::net::SocketAddr;
