@@ -11,10 +11,11 @@
     the `listener` container takes the template container's securityContext, other template
     containers are appended); the runner pod, the AutoscalingRunnerSet's spec.template as is,
     in the scale set's namespace;
-  - the kubernetes-mode container hook (actions/runner-container-hooks): a job pod per job,
-    in the runner's namespace, from the pod template the runner's
-    ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE names (a ConfigMap mounted into the runner), with
-    the job container `$job` taking the workflow's image.
+  - the kubernetes-mode container hook (actions/runner-container-hooks, createJobPod): a job
+    pod per job, in the runner's namespace, with the hook's own fs-init container, emptyDir
+    volumes and fsGroup, and the pod template the runner's ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE
+    names (a ConfigMap mounted into the runner) merged over it; the job container `$job` takes
+    the workflow's image.
 """
 
 from __future__ import annotations
@@ -112,7 +113,15 @@ def _job_pod(template: dict, where: str, namespace: str) -> PodUnderTest:
     if not job_seen:
         containers.insert(0, {"name": "job", "image": "<the workflow's job image>"})
     spec["containers"] = containers
-    spec.setdefault("volumes", []).append({"name": "work", "persistentVolumeClaim": {"claimName": "<runner work>"}})
+    # What the hook adds itself (packages/k8s/src/k8s/index.ts, createJobPod): fsGroup 1001, an
+    # fs-init container from the runner image as 1001, three emptyDir volumes; the template
+    # (the "extension") is merged over that.
+    spec["securityContext"] = {"fsGroup": 1001, **(spec.get("securityContext") or {})}
+    fs_init = {"name": "fs-init", "image": "ghcr.io/actions/actions-runner",
+               "command": ["sh", "-c", "mkdir -p /mnt/externals /mnt/work /mnt/github"],
+               "securityContext": {"runAsGroup": 1001, "runAsUser": 1001}}
+    spec["initContainers"] = [fs_init] + list(spec.get("initContainers") or [])
+    spec["volumes"] = [{"name": n, "emptyDir": {}} for n in ("externals", "github", "work")] + list(spec.get("volumes") or [])
     return PodUnderTest(where, namespace, template.get("metadata") or {}, spec)
 
 
