@@ -251,3 +251,24 @@ def test_arc_listener_pod_takes_the_templates_security_context_and_nothing_else(
     listener = next(p for p in pods if p.where.startswith("ARC listener"))
     assert pod_security.evaluate(listener.metadata, listener.spec, "restricted", "1.34.0") == []
     assert listener.spec["containers"][0]["image"].startswith("ghcr.io/actions/")
+
+
+# --- the bootstrap sync the Flux Operator generates ----------------------------------------
+
+
+def test_flux_instance_sync_becomes_the_root_gitrepository_and_kustomization():
+    instance = {"apiVersion": "fluxcd.controlplane.io/v1", "kind": "FluxInstance",
+                "metadata": {"name": "flux", "namespace": "flux-system"},
+                "spec": {"sync": {"kind": "GitRepository", "url": "https://github.com/o/r.git", "ref": "refs/heads/main",
+                                  "path": "clusters/dev", "pullSecret": "flux-system", "interval": "1m"}}}
+    repository, kustomization = fluxtree.flux_instance_sync([instance])
+    assert repository["spec"]["ref"] == {"branch": "main"}
+    assert repository["spec"]["secretRef"] == {"name": "flux-system"}
+    assert kustomization["spec"]["path"] == "./clusters/dev"
+    assert kustomization["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "flux-system"}
+    assert fluxtree.flux_instance_sync([]) == []
+
+
+def test_a_missing_component_fails_the_build(tmp_path):
+    with pytest.raises(fluxtree.RenderError, match="does not exist"):
+        fluxtree.build_with_components(fluxtree.REPO / "infrastructure" / "configs" / "dev", ["../../components/absent"])
