@@ -7,8 +7,9 @@
 # CI roles, registry) creates the roles this runs with, so administrators apply it by hand.
 #
 # Apply mode:
-# - needs TF_VAR_flux_github_app_private_key (the read-only Flux GitHub App's key; ephemeral,
-#   so neither in state nor in the plan file) for `platform`; plan mode never passes it on;
+# - needs the apply-only secrets of `platform` (APPLY_SECRETS: the read-only Flux GitHub App's
+#   key and the Slack webhook of Flux's failure notifications; ephemeral, so neither in state
+#   nor in the plan file); plan mode never passes them on;
 # - applies only while the checked-out commit ($GITHUB_SHA) is still the head of main: runs are
 #   never cancelled, so an older run that waited (for an approval, for the state lock) leaves
 #   the environment to the newer run instead of applying older code over it. The head is read
@@ -17,6 +18,11 @@ set -euo pipefail
 
 STACKS=(network cluster database platform)
 COMMENT_LIMIT_PER_STACK=14000 # GitHub caps a comment at 65536 characters
+# Variable -> the GitHub environment secret it comes from.
+APPLY_SECRETS=(
+  "TF_VAR_flux_github_app_private_key=FLUX_GITHUB_APP_PRIVATE_KEY"
+  "TF_VAR_flux_notifications_slack_webhook=FLUX_NOTIFICATIONS_SLACK_WEBHOOK"
+)
 PLAN_LOCK_TIMEOUT=5m
 APPLY_LOCK_TIMEOUT=40m # another run's apply of this environment may hold the state lock
 
@@ -28,13 +34,16 @@ case "$env_name" in dev | staging | prod) ;; *) echo "tofu-env: unknown environm
 
 if [ "$mode" = plan ]; then
   # Pull-request plans run code under review: no credential beyond the read-only role.
-  unset TF_VAR_flux_github_app_private_key
+  for pair in "${APPLY_SECRETS[@]}"; do unset "${pair%%=*}"; done
   lock_timeout="$PLAN_LOCK_TIMEOUT"
 else
-  if [ -z "${TF_VAR_flux_github_app_private_key:-}" ]; then
-    echo "tofu-env: apply needs TF_VAR_flux_github_app_private_key (secret FLUX_GITHUB_APP_PRIVATE_KEY of environment $env_name)" >&2
-    exit 2
-  fi
+  for pair in "${APPLY_SECRETS[@]}"; do
+    variable="${pair%%=*}"
+    if [ -z "${!variable:-}" ]; then
+      echo "tofu-env: apply needs $variable (secret ${pair#*=} of environment $env_name)" >&2
+      exit 2
+    fi
+  done
   for required in GITHUB_SHA GITHUB_REPOSITORY GITHUB_API_URL GH_TOKEN; do
     if [ -z "${!required:-}" ]; then
       echo "tofu-env: apply needs $required to check that this run is still the head of main" >&2

@@ -109,8 +109,9 @@ CONFIGURED = configured_secrets()
 # (secret, environment) pairs a job reads where the environment deliberately holds no such
 # secret, so the expression is empty there; each with the reason.
 ABSENT_BY_DESIGN = {
-    ("FLUX_GITHUB_APP_PRIVATE_KEY", f"{env}-plan"): "plans run without the Flux key; one job file serves plan and apply"
+    (secret, f"{env}-plan"): "plans run without the apply-only secrets; one job file serves plan and apply"
     for env in ("dev", "staging", "prod")
+    for secret in ("FLUX_GITHUB_APP_PRIVATE_KEY", "FLUX_NOTIFICATIONS_SLACK_WEBHOOK")
 }
 
 

@@ -126,6 +126,7 @@ def test_opentofu_jobs_run_on_the_opentofu_runner_not_the_cluster_scale_sets(mod
 def test_the_flux_key_is_read_only_from_the_environment_and_never_in_a_plan_artifact():
     step = next(s for s in TOFU["steps"] if s.get("name", "").startswith("tofu "))
     assert step["env"]["TF_VAR_flux_github_app_private_key"] == "${{ secrets.FLUX_GITHUB_APP_PRIVATE_KEY }}"
+    assert step["env"]["TF_VAR_flux_notifications_slack_webhook"] == "${{ secrets.FLUX_NOTIFICATIONS_SLACK_WEBHOOK }}"
     assert "FLUX_GIT_TOKEN" not in (WORKFLOWS / "opentofu-env.yaml").read_text()
     upload = next(s for s in TOFU["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["with"]["path"].endswith("/tofu/plan.md"), "only the rendered summary leaves the job"

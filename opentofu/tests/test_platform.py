@@ -109,6 +109,39 @@ def test_flux_instance_waits_for_every_pod_identity(platform):
     assert {f"${{module.{name}}}" for name in identities} <= depends_on
 
 
+def test_the_flux_notification_webhook_is_written_where_the_providers_read_it(platform):
+    """Flux's failure alerts (infrastructure/notifications) must work on a platform that never
+    comes up: the Slack Provider's Secret is written by this stage before Flux starts, under the
+    name and key notification-controller reads (a Slack Provider takes the webhook from the
+    `address` key of its secretRef), and never through the state."""
+    providers = [
+        doc
+        for path in (REPO / "infrastructure" / "notifications").rglob("*.yaml")
+        for doc in yaml_load_all(path)
+        if doc and doc.get("kind") == "Provider"
+    ]
+    assert providers, "no Flux notification Provider in infrastructure/notifications"
+    secret = platform.resource("kubernetes_secret_v1", "flux_notifications_slack")
+    for provider in providers:
+        assert provider["metadata"]["namespace"] == "flux-system"
+        assert secret["metadata"][0]["name"] == provider["spec"]["secretRef"]["name"]
+    assert secret["metadata"][0]["namespace"] == "${kubernetes_namespace_v1.flux_system.metadata[0].name}"
+    assert set(secret["data_wo"]) == {"address"}
+    assert "data" not in secret, "a Secret's data attribute is stored in the state"
+    assert secret["data_wo"]["address"] == "${var.flux_notifications_slack_webhook}"
+    webhook = platform.variables["flux_notifications_slack_webhook"]
+    assert webhook["sensitive"] is True and webhook["ephemeral"] is True
+    # Written before the operator installs Flux, so the first failure is already reported.
+    depends_on = set(platform.resource("helm_release", "flux_instance")["depends_on"])
+    assert "${kubernetes_secret_v1.flux_notifications_slack}" in depends_on
+
+
+def yaml_load_all(path: Path):
+    import yaml
+
+    return list(yaml.safe_load_all(path.read_text()))
+
+
 def test_git_credential_is_sensitive_ephemeral_and_absent_from_plans(platform):
     key = platform.variables["flux_github_app_private_key"]
     assert key["sensitive"] is True

@@ -27,7 +27,8 @@ stack = os.path.basename(chdir)
 cmd = next(a for a in args if not a.startswith("-"))
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps({"stack": stack, "cmd": cmd, "args": args,
-                          "key": os.environ.get("TF_VAR_flux_github_app_private_key")}) + "\n")
+                          "key": os.environ.get("TF_VAR_flux_github_app_private_key"),
+                          "webhook": os.environ.get("TF_VAR_flux_notifications_slack_webhook")}) + "\n")
 if cmd == "plan":
     out = next(a.split("=", 1)[1] for a in args if a.startswith("-out="))
     code = int(os.environ.get("FAKE_PLAN_EXIT_" + stack, "2"))
@@ -66,7 +67,8 @@ def run(tmp_path):
     log = tmp_path / "tofu.log"
     heads = tmp_path / "heads"
 
-    def _run(mode, env_name="dev", *, heads_seq=(SHA,), key="-----BEGIN KEY-----", extra=None, gh=True):
+    def _run(mode, env_name="dev", *, heads_seq=(SHA,), key="-----BEGIN KEY-----",
+             webhook="https://hooks.slack.example/T0/B0/x", extra=None, gh=True):
         heads.write_text("\n".join(heads_seq))
         env = {
             "PATH": f"{bindir}:{os.environ['PATH']}",
@@ -79,6 +81,8 @@ def run(tmp_path):
                         "GITHUB_API_URL": "https://api.github.com", "GH_TOKEN": "ghs_x"})
         if key is not None:
             env["TF_VAR_flux_github_app_private_key"] = key
+        if webhook is not None:
+            env["TF_VAR_flux_notifications_slack_webhook"] = webhook
         env.update(extra or {})
         out = tmp_path / "out"
         proc = subprocess.run(["bash", str(SCRIPT), mode, env_name, str(out)], env=env, capture_output=True, text=True)
@@ -112,6 +116,25 @@ def test_plan_mode_plans_every_stack_in_order_and_applies_nothing(run):
 def test_plan_mode_hands_no_git_credential_to_code_under_review(run):
     _, calls, _, _ = run("plan", key="-----BEGIN KEY-----")
     assert calls and all(c["key"] is None for c in calls)
+
+
+def test_plan_mode_hands_no_notification_webhook_to_code_under_review(run):
+    _, calls, _, _ = run("plan")
+    assert calls and all(c["webhook"] is None for c in calls)
+
+
+def test_apply_hands_the_notification_webhook_to_every_apply(run):
+    proc, calls, _, _ = run("apply")
+    assert proc.returncode == 0, proc.stderr
+    applies = [c for c in calls if c["cmd"] == "apply"]
+    assert applies and all(c["webhook"] == "https://hooks.slack.example/T0/B0/x" for c in applies)
+
+
+def test_apply_refuses_to_start_without_the_notification_webhook(run):
+    proc, calls, _, _ = run("apply", webhook=None)
+    assert proc.returncode == 2
+    assert "FLUX_NOTIFICATIONS_SLACK_WEBHOOK" in proc.stderr
+    assert calls == []
 
 
 def test_apply_mode_applies_exactly_the_plan_file_of_each_stack(run):

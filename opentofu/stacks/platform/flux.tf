@@ -82,6 +82,21 @@ resource "kubernetes_secret_v1" "flux_git" {
   data_wo_revision = var.flux_github_app_key_revision
 }
 
+# Where Flux's failure notifications go (infrastructure/notifications, applied with no
+# dependency on any platform layer): written here, before Flux starts, because alerts about a
+# platform that does not come up cannot wait for External Secrets to deliver their webhook.
+resource "kubernetes_secret_v1" "flux_notifications_slack" {
+  metadata {
+    name      = "flux-notifications-slack"
+    namespace = kubernetes_namespace_v1.flux_system.metadata[0].name
+  }
+
+  data_wo = {
+    address = var.flux_notifications_slack_webhook
+  }
+  data_wo_revision = var.flux_notifications_webhook_revision
+}
+
 resource "helm_release" "flux_operator" {
   name       = "flux-operator"
   namespace  = kubernetes_namespace_v1.flux_system.metadata[0].name
@@ -102,6 +117,7 @@ resource "helm_release" "flux_instance" {
   depends_on = [
     helm_release.flux_operator,
     kubernetes_secret_v1.flux_git,
+    kubernetes_secret_v1.flux_notifications_slack,
     kubernetes_config_map_v1.cluster_vars,
     module.flux_source_controller_identity,
     module.external_secrets_identity,

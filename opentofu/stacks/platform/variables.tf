@@ -61,6 +61,24 @@ variable "flux_github_app_private_key" {
   default     = null
 }
 
+variable "flux_notifications_slack_webhook" {
+  description = <<-EOT
+    Slack incoming-webhook URL of the environment's alert channel, for Flux's failure
+    notifications (docs/decisions/0071), as TF_VAR_flux_notifications_slack_webhook from the
+    GitHub environment <env> (apply jobs only). Ephemeral and written to a write-only attribute.
+  EOT
+  type        = string
+  sensitive   = true
+  ephemeral   = true
+  default     = null
+}
+
+variable "flux_notifications_webhook_revision" {
+  description = "Increment to write a new Slack webhook into the cluster (the write-only value is not compared)."
+  type        = number
+  default     = 1
+}
+
 variable "flux_github_app_key_revision" {
   description = "Increment to write a new Flux GitHub App key into the cluster (the write-only value is not compared)."
   type        = number
