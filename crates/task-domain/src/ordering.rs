@@ -181,14 +181,11 @@ impl TaskState {
 
     /// [`TaskState::to_task`] without copying the text fields.
     pub fn into_task(self) -> Option<crate::Task> {
-        self.is_live().then(|| self.into_replay())
-    }
-
-    /// The task as an idempotent replay returns it: its current values even if deleted
-    /// since, so that the replay answers like the original creation did.
-    pub fn into_replay(self) -> crate::Task {
+        if !self.is_live() {
+            return None;
+        }
         let updated_at = self.stamps.newest();
-        crate::Task {
+        Some(crate::Task {
             id: self.id,
             title: self.title,
             content: self.content,
@@ -196,7 +193,7 @@ impl TaskState {
             done: self.done,
             created_at: self.created_ts,
             updated_at,
-        }
+        })
     }
 }
 
@@ -295,11 +292,6 @@ mod tests {
         assert_eq!(state.deleted_ts, Some(2_000));
         assert_eq!(state.to_task(), None);
         assert_eq!(state.clone().into_task(), None);
-        let replayed = state.clone().into_replay();
-        assert_eq!(
-            (replayed.id, replayed.title.as_str()),
-            (state.id, state.title.as_str())
-        );
         assert_eq!(
             state.apply_update(&title("x"), 1_999),
             UpdateDecision::Stale
