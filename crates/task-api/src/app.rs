@@ -8,18 +8,17 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use task_auth::Authenticator;
 use task_store::TaskStore;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::OpenApi;
 
 use crate::correlation::correlate;
 use crate::error::ApiError;
 use crate::extract::Authenticated;
-use crate::openapi::ApiDoc;
+use crate::openapi;
 use crate::operability::{self, Operability, instrument_public};
 use crate::routes;
 
@@ -43,7 +42,7 @@ impl FromRef<AppState> for Authenticator {
     }
 }
 
-/// The public listener: the REST API and `/openapi.json`.
+/// The public listener: the REST API, `/openapi.json` and the interactive docs at `/docs`.
 pub fn public_router(state: AppState) -> Router {
     let operability = state.operability.clone();
     let router = Router::new()
@@ -55,6 +54,7 @@ pub fn public_router(state: AppState) -> Router {
                 .delete(routes::delete_task),
         )
         .route("/openapi.json", get(openapi_document))
+        .route("/docs", get(api_docs))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
@@ -83,7 +83,16 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The document describes every endpoint, so it needs a bearer token like they do.
 async fn openapi_document(_caller: Authenticated) -> impl IntoResponse {
-    axum::Json(ApiDoc::openapi())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::document(),
+    )
+}
+
+/// Interactive API docs: a static page (no data, so no token needed to load it) whose
+/// browser-side Swagger UI fetches `/openapi.json` with the token the reader enters.
+async fn api_docs() -> impl IntoResponse {
+    axum::response::Html(include_str!("assets/docs.html"))
 }
 
 async fn livez() -> &'static str {

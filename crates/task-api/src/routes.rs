@@ -27,14 +27,14 @@ pub struct TaskBody {
     pub id: i64,
     pub title: String,
     pub content: String,
-    #[schema(example = "2024-03-01")]
+    #[schema(format = Date, example = "2024-03-01")]
     pub due_date: String,
     pub done: bool,
     /// The creating request's timestamp (UTC, microseconds).
-    #[schema(example = "2024-01-01T08:00:00.000000Z")]
+    #[schema(format = DateTime, example = "2024-01-01T08:00:00.000000Z")]
     pub created_at: String,
     /// The timestamp of the newest accepted field write (UTC, microseconds).
-    #[schema(example = "2024-01-01T08:00:00.000000Z")]
+    #[schema(format = DateTime, example = "2024-01-01T08:00:00.000000Z")]
     pub updated_at: String,
 }
 
@@ -64,19 +64,55 @@ pub struct Deleted {
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Page size, 1..=1000 (default 100).
+    #[param(nullable = false, minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Return only tasks whose id is greater than this (the last id of the previous page).
+    #[param(nullable = false)]
     after: Option<i64>,
+}
+
+/// The `{id}` path segment: a positive integer (anything else is answered 404, like an
+/// unknown id).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only describes the parameter: handlers parse the raw segment.
+pub struct TaskId {
+    /// Task id, as returned in `id`.
+    #[param(minimum = 1)]
+    id: i64,
+}
+
+/// The optional `Idempotency-Key` request header of `POST /tasks`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Only describes the header: the handler reads it from the header map.
+pub struct IdempotencyKeyHeader {
+    /// Repeating a request with the same key and body returns the same task. 1 to 255
+    /// visible ASCII characters (inner spaces allowed).
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]([ -~]*[!-~])?$"
+    )]
+    idempotency_key: Option<String>,
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(&IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
+    // Visible ASCII and inner spaces only (the header's documented pattern): a tab or
+    // another control character is refused rather than stored in a key.
     let key = value
         .to_str()
         .ok()
-        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN)
+        .filter(|key| {
+            !key.is_empty()
+                && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
+                && key.bytes().all(|byte| (b' '..=b'~').contains(&byte))
+        })
         .ok_or_else(|| {
             ApiError::InvalidParameter(format!(
                 "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
@@ -93,17 +129,14 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
 /// Create a task.
 #[utoipa::path(
     post, path = "/tasks", tag = "tasks",
-    params(("Idempotency-Key" = Option<String>, Header,
-        description = "Repeating a request with the same key and body returns the same task")),
+    params(IdempotencyKeyHeader),
     request_body = CreateTaskRequest,
     responses(
         (status = 201, description = "Created (or replayed for a repeated Idempotency-Key)", body = TaskBody,
-            headers(("Location" = String, description = "/tasks/{id}"))),
+            headers(("Location" = String, description = "`/tasks/{id}` of the task"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -137,9 +170,9 @@ pub async fn create_task(
 #[utoipa::path(
     get, path = "/tasks", tag = "tasks", params(ListParams),
     responses(
-        (status = 200, description = "The caller's live tasks; a `Link: <…>; rel=\"next\"` header points to the next page when there may be more", body = [TaskBody]),
+        (status = 200, description = "The caller's live tasks in id order", body = [TaskBody],
+            headers(("Link" = String, description = "`</tasks?limit=…&after=…>; rel=\"next\"` when there may be more"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -178,10 +211,9 @@ pub async fn list_tasks(
 /// Get one task.
 #[utoipa::path(
     get, path = "/tasks/{id}", tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(TaskId),
     responses(
         (status = 200, body = TaskBody),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown, another subject's, or deleted", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -200,12 +232,11 @@ pub async fn get_task(
 /// that field's last write.
 #[utoipa::path(
     put, path = "/tasks/{id}", tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(TaskId),
     request_body = UpdateTaskRequest,
     responses(
         (status = 200, description = "At least one field written; the whole merged task", body = TaskBody),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not newer than the creation, the deletion or any requested field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -229,12 +260,11 @@ pub async fn update_task(
 /// Delete a task for good.
 #[utoipa::path(
     delete, path = "/tasks/{id}", tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(TaskId),
     request_body = DeleteTaskRequest,
     responses(
         (status = 200, body = Deleted),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not newer than the creation or an earlier deletion", body = Problem, content_type = "application/problem+json"),
     ),

@@ -662,6 +662,25 @@ async fn openapi_and_probes_are_served(backend: Backend) {
     }
     assert!(document["paths"]["/tasks/{id}"]["put"].is_object());
     assert!(document["components"]["schemas"]["TaskBody"].is_object());
+    // The interactive docs are a static page (no token needed to load it) that loads a pinned
+    // Swagger UI with integrity hashes and fetches this document with the reader's token.
+    let docs = env
+        .app
+        .client
+        .get(env.app.url("/docs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(
+        docs.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = docs.text().await.unwrap();
+    assert!(page.contains("swagger-ui-bundle.js") && page.contains("integrity=\"sha384-"));
+    assert!(page.contains("openapi.json") && page.contains("Authorization"));
     assert_eq!(
         env.app
             .client
@@ -699,6 +718,94 @@ async fn openapi_and_probes_are_served(backend: Backend) {
     expect_problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
 }
 
+async fn a_replay_answers_with_current_values_until_the_task_is_deleted(backend: Backend) {
+    let env = start(backend).await;
+    let body = task_body("first", "2024-01-01T00:00:00Z");
+    let replay = || {
+        env.app
+            .request(Method::POST, "/tasks", ALICE)
+            .header("idempotency-key", "replayed")
+            .json(&body)
+            .send()
+    };
+    let created: Value = replay().await.unwrap().json().await.unwrap();
+    let path = format!("/tasks/{}", id_of(&created));
+    let update = json!({"title": "renamed", "request_timestamp": "2024-01-02T00:00:00Z"});
+    let updated = send(&env.app, Method::PUT, &path, ALICE, Some(update)).await;
+    assert_eq!(updated.status(), StatusCode::OK);
+    let updated: Value = updated.json().await.unwrap();
+
+    let after_update = replay().await.unwrap();
+    assert_eq!(after_update.status(), StatusCode::CREATED);
+    assert_eq!(after_update.headers()["location"].to_str().unwrap(), path);
+    let after_update: Value = after_update.json().await.unwrap();
+    assert_eq!(after_update, updated, "a replay returns the current values");
+    assert_eq!(after_update["title"], "renamed");
+
+    let delete = json!({"request_timestamp": "2024-01-03T00:00:00Z"});
+    let deleted = send(&env.app, Method::DELETE, &path, ALICE, Some(delete)).await;
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let after_delete = replay().await.unwrap();
+    expect_problem(after_delete, StatusCode::CONFLICT).await;
+    let gone = send(&env.app, Method::GET, &path, ALICE, None).await;
+    expect_problem(gone, StatusCode::NOT_FOUND).await;
+    // The replay created nothing.
+    let listed: Value = send(&env.app, Method::GET, "/tasks", ALICE, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]));
+}
+
+async fn invalid_idempotency_keys_are_400_and_create_nothing(backend: Backend) {
+    let env = start(backend).await;
+    let too_long = "k".repeat(256);
+    let longest = "k".repeat(255);
+    // HTTP itself carries no control character in a header value but the tab.
+    for (key, what) in [
+        (&b""[..], "empty"),
+        (too_long.as_bytes(), "256 characters"),
+        (b"tab\there", "a tab"),
+        ("caf\u{e9}".as_bytes(), "not ASCII"),
+    ] {
+        let value = reqwest::header::HeaderValue::from_bytes(key).unwrap();
+        let response = env
+            .app
+            .request(Method::POST, "/tasks", ALICE)
+            .header("idempotency-key", value)
+            .json(&task_body("keyed", "2024-01-01T00:00:00Z"))
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Idempotency-Key"),
+            "{what}: {problem}"
+        );
+    }
+    let listed: Value = send(&env.app, Method::GET, "/tasks", ALICE, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]), "a refused key creates nothing");
+    for key in [longest.as_str(), "inner space", "~!#$%&'*+-.^_`|"] {
+        let response = env
+            .app
+            .request(Method::POST, "/tasks", ALICE)
+            .header("idempotency-key", key)
+            .json(&task_body("keyed", "2024-01-01T00:00:00Z"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{key:?}");
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -723,6 +830,8 @@ on_both_backends!(
     puts_write_only_newer_fields,
     deletes_leave_a_tombstone,
     idempotency_key_replays_and_conflicts,
+    a_replay_answers_with_current_values_until_the_task_is_deleted,
+    invalid_idempotency_keys_are_400_and_create_nothing,
     oversized_bodies_are_413,
     malformed_ids_are_404_never_5xx,
     correlation_ids_are_echoed_or_generated,

@@ -57,35 +57,42 @@ where
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
-    /// Non-empty; stored verbatim.
+    /// Non-empty; stored verbatim (any Unicode but U+0000).
+    #[schema(min_length = 1, pattern = "^[^\\x00]*$")]
     pub title: String,
-    /// Stored verbatim (may be empty).
+    /// Stored verbatim (may be empty; any Unicode but U+0000).
+    #[schema(pattern = "^[^\\x00]*$")]
     pub content: String,
     /// Calendar date `YYYY-MM-DD`.
-    #[schema(example = "2024-03-01")]
+    #[schema(format = Date, example = "2024-03-01")]
     pub due_date: String,
-    /// Defaults to false.
+    /// Defaults to false; `null` is refused.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub done: Option<bool>,
     /// RFC 3339 with offset; orders this request against others on the same task.
-    #[schema(example = "2024-01-01T08:00:00Z")]
+    #[schema(format = DateTime, example = "2024-01-01T08:00:00Z")]
     pub request_timestamp: String,
 }
 
 /// Body of `PUT /tasks/{id}`: any non-empty subset of the fields plus `request_timestamp`.
+/// Every field may be left out, none may be `null`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTaskRequest {
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, min_length = 1, pattern = "^[^\\x00]*$")]
     pub title: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, pattern = "^[^\\x00]*$")]
     pub content: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, example = "2024-03-01")]
+    #[schema(nullable = false, format = Date, example = "2024-03-01")]
     pub due_date: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub done: Option<bool>,
-    #[schema(example = "2024-01-01T08:00:00Z")]
+    #[schema(format = DateTime, example = "2024-01-01T08:00:00Z")]
     pub request_timestamp: String,
 }
 
@@ -93,7 +100,7 @@ pub struct UpdateTaskRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteTaskRequest {
-    #[schema(example = "2024-01-01T08:00:00Z")]
+    #[schema(format = DateTime, example = "2024-01-01T08:00:00Z")]
     pub request_timestamp: String,
 }
 

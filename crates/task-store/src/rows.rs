@@ -87,8 +87,12 @@ impl<R: TaskRows> TaskStore for OrderedStore<R> {
         if fingerprint.as_deref() != Some(idempotency.fingerprint.as_str()) {
             return Err(StoreError::IdempotencyConflict);
         }
+        // A replay answers like the creation did, with the task's current values. Once the
+        // task is deleted the replayed creation is older than the deletion, so it is stale
+        // like any other request older than the deletion: announcing `201` and a `Location`
+        // that answers 404 would tell the client something that is no longer true.
         Ok(Created {
-            task: existing.into_replay(),
+            task: existing.into_task().ok_or(StoreError::Stale)?,
             replayed: true,
         })
     }
