@@ -389,7 +389,8 @@ mod tests {
             }
             let mut put_stamps: Vec<Micros> = ops
                 .iter()
-                .filter_map(|op| matches!(op, Op::Put(..)).then(|| op.at()))
+                .filter(|op| matches!(op, Op::Put(..)))
+                .map(Op::at)
                 .collect();
             put_stamps.sort_unstable();
             tied_writes += put_stamps
