@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Reads and edits the per-environment release file `apps/<env>/release.yaml`.
 
-The file is a kustomize patch of the HelmRelease `task-api`; promotion changes exactly two
-scalars in it, `spec.chart.spec.version` and `spec.values.image.tag`, and nothing else: the
-edit replaces the characters of those two scalars in place, so comments, key order, quoting
-style elsewhere and every other line stay byte for byte as they were.
+The file holds two kustomize patches: the OCIRepository `task-api-chart` (the verified chart
+source, decision 0075), whose `spec.ref.tag` is the chart version, and the HelmRelease
+`task-api`, whose `spec.values.image.tag` is the image. Promotion changes exactly those two
+scalars and nothing else: the edit replaces their characters in place, so comments, key order,
+quoting style elsewhere and every other line stay byte for byte as they were.
 
     promote.py show FILE                               prints chart_version=… and image_tag=…
     promote.py set FILE --image-tag SHA --chart-version VERSION
@@ -31,8 +32,21 @@ CHART_VERSION = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
-CHART_VERSION_PATH = ("spec", "chart", "spec", "version")
+CHART_VERSION_PATH = ("spec", "ref", "tag")
 IMAGE_TAG_PATH = ("spec", "values", "image", "tag")
+# The two documents of a release file, by what identifies them, and the scalar each carries.
+CHART_SOURCE = {
+    ("apiVersion",): "source.toolkit.fluxcd.io/v1",
+    ("kind",): "OCIRepository",
+    ("metadata", "name"): "task-api-chart",
+    ("metadata", "namespace"): "task-api",
+}
+HELM_RELEASE = {
+    ("apiVersion",): "helm.toolkit.fluxcd.io/v2",
+    ("kind",): "HelmRelease",
+    ("metadata", "name"): "task-api",
+    ("metadata", "namespace"): "task-api",
+}
 
 
 class ReleaseFileError(Exception):
@@ -92,36 +106,55 @@ def _scalar_at(root: yaml.Node, path: tuple[str, ...]) -> _Scalar:
     return _Scalar(node.value, node.start_mark.index, node.end_mark.index)
 
 
-def _compose(text: str, name: str) -> yaml.Node:
+def _identity(root: yaml.Node, identity: dict[tuple[str, ...], str]) -> str | None:
+    """None when `root` is the document `identity` describes, else why not."""
+    for path, expected in identity.items():
+        node, where = root, ""
+        try:
+            for key in path:
+                node = _mapping_child(node, key, where)
+                where = f"{where}.{key}" if where else key
+        except ReleaseFileError as err:
+            return str(err)
+        if not isinstance(node, yaml.ScalarNode) or node.value != expected:
+            return f"{where} must be {expected!r}"
+    return None
+
+
+def _compose(text: str, name: str) -> tuple[yaml.Node, yaml.Node]:
+    """The release file's (OCIRepository, HelmRelease) documents, in whichever order."""
     try:
         documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as err:
         raise ReleaseFileError(f"{name} is not valid YAML: {err}") from err
     documents = [d for d in documents if d is not None]
-    if len(documents) != 1:
-        raise ReleaseFileError(f"{name} must hold exactly one YAML document, found {len(documents)}")
-    root = documents[0]
-    identity = {
-        ("apiVersion",): "helm.toolkit.fluxcd.io/v2",
-        ("kind",): "HelmRelease",
-        ("metadata", "name"): "task-api",
-        ("metadata", "namespace"): "task-api",
-    }
-    for path, expected in identity.items():
-        node, where = root, ""
-        for key in path:
-            node = _mapping_child(node, key, where)
-            where = f"{where}.{key}" if where else key
-        if not isinstance(node, yaml.ScalarNode) or node.value != expected:
-            raise ReleaseFileError(f"{name}: {where} must be {expected!r}")
-    return root
+    if len(documents) != 2:
+        raise ReleaseFileError(
+            f"{name} must hold exactly two YAML documents (OCIRepository task-api-chart, "
+            f"HelmRelease task-api), found {len(documents)}"
+        )
+    found = []
+    for label, identity in (("OCIRepository task-api/task-api-chart", CHART_SOURCE),
+                            ("HelmRelease task-api/task-api", HELM_RELEASE)):
+        matches = [d for d in documents if _identity(d, identity) is None]
+        if len(matches) != 1:
+            why = "; ".join(filter(None, (_identity(d, identity) for d in documents)))
+            raise ReleaseFileError(f"{name}: needs exactly one {label}, found {len(matches)} ({why})")
+        found.append(matches[0])
+    return found[0], found[1]
 
 
 def _locate(text: str, name: str) -> tuple[_Scalar, _Scalar]:
-    root = _compose(text, name)
+    source, release = _compose(text, name)
     try:
-        version = _scalar_at(root, CHART_VERSION_PATH)
-        tag = _scalar_at(root, IMAGE_TAG_PATH)
+        ref = _mapping_child(_mapping_child(source, "spec", ""), "ref", "spec")
+        keys = sorted(k.value for k, _ in ref.value) if isinstance(ref, yaml.MappingNode) else []
+        if keys != ["tag"]:
+            # semver or digest would take precedence over the tag: the version would not be the
+            # one this file names.
+            raise ReleaseFileError(f"OCIRepository spec.ref must hold the tag only, found {keys}")
+        version = _scalar_at(source, CHART_VERSION_PATH)
+        tag = _scalar_at(release, IMAGE_TAG_PATH)
     except ReleaseFileError as err:
         raise ReleaseFileError(f"{name}: {err}") from err
     return version, tag

@@ -15,15 +15,21 @@ STAGING_SHA = "fedcba9876543210fedcba9876543210fedcba98"
 
 RELEASE = """\
 # Release of the Task API in {env}: the only file promotion edits.
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: task-api-chart
+  namespace: task-api
+spec:
+  ref:
+    tag: "{version}"        # chart version (semver, exact)
+---
 apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
 metadata:
   name: task-api
   namespace: task-api
 spec:
-  chart:
-    spec:
-      version: "{version}"        # chart version (semver, exact)
   values:
     image:
       # full git SHA of the commit the image was built from
@@ -70,8 +76,8 @@ def test_copy_changes_exactly_the_two_values_and_keeps_every_other_character(env
     assert result.returncode == 0, result.stderr
     after = staging.read_text()
     assert sorted(changed_lines(before, after)) == sorted([
-        '-       version: "0.1.0"        # chart version (semver, exact)',
-        '+       version: "0.2.0"        # chart version (semver, exact)',
+        '-     tag: "0.1.0"        # chart version (semver, exact)',
+        '+     tag: "0.2.0"        # chart version (semver, exact)',
         "-       tag: '" + STAGING_SHA + "'",
         '+       tag: "' + DEV_SHA + '"',
     ])
@@ -104,7 +110,7 @@ def test_plain_unquoted_strings_are_accepted_and_written_back_quoted(tmp_path):
     target.write_text(release_text().replace('"0.2.0"', "0.2.0").replace(f"'{DEV_SHA}'", DEV_SHA))
     assert run("set", target, "--image-tag", "b" * 40, "--chart-version", "0.3.0").returncode == 0
     text = target.read_text()
-    assert 'version: "0.3.0"        # chart version' in text
+    assert 'tag: "0.3.0"        # chart version' in text
     assert f'tag: "{"b" * 40}"' in text
 
 
@@ -134,14 +140,23 @@ def test_set_refuses_malformed_values_and_leaves_the_file_alone(envs, image_tag,
 MALFORMED_SOURCES = {
     "not yaml": "spec: [unclosed\n",
     "empty": "",
-    "two documents": release_text() + "---\n" + release_text(),
+    "four documents": release_text() + "---\n" + release_text(),
+    "helm release only": release_text().split("---\n")[1],
+    "chart source only": release_text().split("---\n")[0],
+    "two chart sources": release_text().split("---\n")[0] + "---\n" + release_text().split("---\n")[0],
     "missing image tag": release_text().replace(f"      tag: '{DEV_SHA}'\n", ""),
-    "missing chart version": release_text().replace('      version: "0.2.0"        # chart version (semver, exact)\n', ""),
+    "missing chart version": release_text().replace('    tag: "0.2.0"        # chart version (semver, exact)\n', ""),
+    # Flux prefers semver (and digest) over tag: the file would not name what runs.
+    "semver beside the tag": release_text().replace('    tag: "0.2.0"', '    semver: ">=0.1.0"\n    tag: "0.2.0"'),
+    "digest beside the tag": release_text().replace('    tag: "0.2.0"', '    digest: sha256:' + "0" * 64 + '\n    tag: "0.2.0"'),
     "duplicate tag": release_text() + f"      tag: '{STAGING_SHA}'\n",
     "wrong kind": release_text().replace("kind: HelmRelease", "kind: Kustomization"),
-    "wrong release": release_text().replace("name: task-api", "name: other"),
+    "wrong source kind": release_text().replace("kind: OCIRepository", "kind: HelmRepository"),
+    "wrong release": release_text().replace("name: task-api\n", "name: other\n"),
+    "wrong chart source": release_text().replace("name: task-api-chart", "name: other"),
     "wrong namespace": release_text().replace("namespace: task-api", "namespace: default"),
     "wrong api": release_text().replace("helm.toolkit.fluxcd.io/v2", "helm.toolkit.fluxcd.io/v2beta1"),
+    "wrong source api": release_text().replace("source.toolkit.fluxcd.io/v1", "source.toolkit.fluxcd.io/v1beta2"),
     "numeric tag": release_text(tag="1234567890123456789012345678901234567890").replace(
         "'1234567890123456789012345678901234567890'", "1234567890123456789012345678901234567890"
     ),

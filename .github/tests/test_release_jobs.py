@@ -212,7 +212,7 @@ def test_dev_job_writes_the_release_opens_the_bot_pull_request_and_turns_on_squa
         assert not run.failed, "\n".join(run.log)
         (graphql,) = api.sent("POST", "/graphql")
     text = (workdir / "apps/dev/release.yaml").read_text()
-    assert f'tag: "{SHA}"' in text and 'version: "0.2.0"' in text
+    assert f'tag: "{SHA}"' in text and 'tag: "0.2.0"' in text
     (pr,) = actions.prs
     assert pr["add-paths"] == "apps/dev/release.yaml" and pr["branch"] == "release/dev"
     assert graphql.headers["authorization"] == "Bearer ghs_bot", "auto-merge is enabled by the bot, not GITHUB_TOKEN"
@@ -225,13 +225,17 @@ def test_promotion_copies_the_previous_environment_and_leaves_the_merge_to_a_per
     fakes = FakeCommands(tmp_path / "bin")
     no_apt(fakes)
     src = workdir / f"apps/{source}/release.yaml"
-    src.write_text(src.read_text().replace(yaml.safe_load(src.read_text())["spec"]["values"]["image"]["tag"], "d" * 40))
+    before = {d["kind"]: d for d in yaml.safe_load_all(src.read_text())}
+    text = src.read_text().replace(before["HelmRelease"]["spec"]["values"]["image"]["tag"], "d" * 40)
+    src.write_text(text.replace(f'tag: "{before["OCIRepository"]["spec"]["ref"]["tag"]}"', 'tag: "9.8.7"'))
     actions = Actions(workdir)
     run = run_job(PROMOTE, "promote", workdir=workdir, fakes=fakes, actions=actions.table(),
                   github={**GITHUB, "event_name": "workflow_dispatch"}, vars=VARS, inputs={"to": target, "runner": ""},
                   secrets_by_environment=secrets())
     assert not run.failed, "\n".join(run.log)
-    assert yaml.safe_load((workdir / f"apps/{target}/release.yaml").read_text()) == yaml.safe_load(src.read_text())
+    promoted = list(yaml.safe_load_all((workdir / f"apps/{target}/release.yaml").read_text()))
+    assert promoted == list(yaml.safe_load_all(src.read_text()))
+    assert {"9.8.7", "d" * 40} <= {promoted[0]["spec"]["ref"]["tag"], promoted[1]["spec"]["values"]["image"]["tag"]}
     (pr,) = actions.prs
     assert pr["add-paths"] == f"apps/{target}/release.yaml" and pr["branch"] == f"promote/{target}"
     assert not any("auto_merge" in step for step in run.executed)

@@ -443,7 +443,7 @@ ALLOWED_DIFFERENCES = (
     # Team access: developers edit in dev only.
     "RoleBinding/task-api/task-api-developers:roleRef.name",
     # The Task API: promotion (release.yaml) and the per-environment values patch.
-    "HelmRelease/task-api/task-api:spec.chart.spec.version",
+    "OCIRepository/task-api/task-api-chart:spec.ref.tag",
     "HelmRelease/task-api/task-api:spec.values.image.tag",
     "HelmRelease/task-api/task-api:spec.values.resources.*",
     "HelmRelease/task-api/task-api:spec.values.autoscaling.*",
@@ -596,8 +596,7 @@ def test_service_accounts_match_the_pod_identity_associations(rendered, environm
 def test_task_api_is_wired_to_this_clusters_values(rendered, environment):
     result = rendered(environment)
     variables = fluxtree.cluster_vars(environment)
-    release_file = yaml.safe_load((REPO / "apps" / environment / "release.yaml").read_text())
-    tag = release_file["spec"]["values"]["image"]["tag"]
+    tag = release_file_documents(environment)["HelmRelease"]["spec"]["values"]["image"]["tag"]
     deployment = find(result, "Deployment", "task-api", "task-api")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"{variables['ecr_registry']}/task-api:{tag}"
@@ -613,23 +612,190 @@ def test_task_api_is_wired_to_this_clusters_values(rendered, environment):
     ingress = find(result, "Ingress", "task-api", "task-api")
     assert [rule["host"] for rule in ingress["spec"]["rules"]] == [f"tasks.{variables['domain']}"]
     assert variables["acm_certificate_arn"] in yaml.safe_dump(ingress["metadata"]["annotations"])
-    repository = find(result, "HelmRepository", "task-api-charts", "task-api")
-    assert repository["spec"] == {**repository["spec"], "type": "oci", "url": f"oci://{variables['ecr_registry']}/charts"}
+    source = find(result, "OCIRepository", "task-api-chart", "task-api")
+    assert source["spec"] == {**source["spec"], "provider": "aws", "url": f"oci://{variables['ecr_registry']}/charts/task-api"}
+    assert release_file_documents(environment)["OCIRepository"]["spec"]["ref"] == source["spec"]["ref"]
+
+
+# --- the Task API chart is installed only when the release workflow signed it ---------------
+
+RELEASE_WORKFLOW = REPO / ".github" / "workflows" / "release.yaml"
+GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
+OWN_CHART_PATH = "charts/task-api"  # under the environment's ${ecr_registry}
+
+
+def release_signer() -> str:
+    """The certificate identity of the chart's cosign keyless signature, as the release workflow
+    produces it: ${GITHUB_SERVER_URL}/${GITHUB_WORKFLOW_REF} of a push to main of the repository
+    Flux syncs (the FluxInstance's sync URL)."""
+    workflow = yaml.safe_load(RELEASE_WORKFLOW.read_text())
+    on = workflow.get("on", workflow.get(True))
+    assert on["push"]["branches"] == ["main"], "the release workflow signs on pushes to main only"
+    sign = next(step["run"] for step in workflow["jobs"]["chart"]["steps"] if "cosign sign" in step.get("run", ""))
+    assert 'identity="${GITHUB_SERVER_URL}/${GITHUB_WORKFLOW_REF}"' in sign
+    instance = yaml.safe_load((REPO / "clusters" / "dev" / "flux-system" / "flux-instance.yaml").read_text())
+    match = re.fullmatch(r"https://github\.com/([^/]+/[^/]+?)(?:\.git)?", instance["spec"]["sync"]["url"])
+    assert match, instance["spec"]["sync"]["url"]
+    return f"https://github.com/{match.group(1)}/.github/workflows/release.yaml@refs/heads/main"
+
+
+def impostor_signers(signer: str) -> list[str]:
+    """Identities Fulcio certifies for anyone who can run a workflow somewhere: none may pass."""
+    head, _, ref = signer.partition("@")
+    repo = head.removesuffix("/.github/workflows/release.yaml")
+    owner, name = repo.rsplit("/", 2)[-2:]
+    return [
+        f"{head}@refs/heads/feature",  # a branch of this repository
+        f"{head}@refs/pull/1/merge",  # a pull request
+        f"{head}@refs/tags/v1.0.0",
+        f"{head}@{ref}-evil",
+        f"{repo}/.github/workflows/ci.yaml@{ref}",  # another workflow of this repository
+        f"{repo}/.github/workflows/release.yaml.evil@{ref}",
+        f"https://github.com/evil/{name}/.github/workflows/release.yaml@{ref}",  # a fork
+        f"https://github.com/{owner}/{name}-fork/.github/workflows/release.yaml@{ref}",
+        f"https://github.com/evil/x/.github/workflows/a.yaml@refs/heads/main#{signer}",
+        f"https://github.example.com/{owner}/{name}/.github/workflows/release.yaml@{ref}",
+        f"https://githubxcom/{owner}/{name}/.github/workflows/release.yaml@{ref}",
+    ]
+
+
+IMPOSTOR_ISSUERS = [
+    "https://token.actions.githubusercontent.com.evil.example",
+    "https://evil.example/https://token.actions.githubusercontent.com",
+    "https://tokenxactions.githubusercontent.com",
+    "https://accounts.google.com",
+]
+
+
+def _go_regex_matches(pattern: str, value: str) -> bool:
+    """cosign's identity check: Go regexp.MatchString, which is unanchored (a search)."""
+    return re.search(pattern, value) is not None
+
+
+def verify_problems(source: dict, signer: str) -> list[str]:
+    """Why `source` (OCIRepository or HelmChart) would install a chart not signed by `signer`."""
+    who = object_id(source)
+    verify = (source.get("spec") or {}).get("verify")
+    if not verify:
+        return [f"{who}: no verify block: any chart under that tag is installed"]
+    problems = []
+    if verify.get("provider", "cosign") != "cosign":
+        problems.append(f"{who}: verify.provider {verify.get('provider')!r} is not cosign")
+    if verify.get("secretRef"):
+        problems.append(f"{who}: verify.secretRef selects key-based verification, not the release identity")
+    identities = verify.get("matchOIDCIdentity") or []
+    if not identities:
+        problems.append(f"{who}: verify has no matchOIDCIdentity: any Sigstore signature passes")
+    for identity in identities:
+        issuer, subject = identity.get("issuer", ""), identity.get("subject", "")
+        if not (_go_regex_matches(issuer, GITHUB_OIDC_ISSUER) and _go_regex_matches(subject, signer)):
+            problems.append(f"{who}: {identity} does not accept the release workflow ({signer})")
+        for other in IMPOSTOR_ISSUERS:
+            if _go_regex_matches(issuer, other):
+                problems.append(f"{who}: issuer {issuer!r} also accepts {other}")
+        for other in impostor_signers(signer):
+            if _go_regex_matches(subject, other):
+                problems.append(f"{who}: subject {subject!r} also accepts {other}")
+    return problems
+
+
+def own_chart_problems(result: fluxtree.Rendered, environment: str) -> list[str]:
+    """Every source that can serve our chart verifies it against the release workflow's identity,
+    and the Task API HelmRelease takes its chart from such a source (chartRef): a HelmRelease's
+    chart.spec.verify cannot pin a signer in Flux v2.8.5, so a HelmRepository path cannot either."""
+    signer = release_signer()
+    own_url = f"oci://{fluxtree.cluster_vars(environment)['ecr_registry']}/{OWN_CHART_PATH}"
+    problems = []
+    for _, obj in flux_objects(result):
+        kind, spec = obj.get("kind"), obj.get("spec") or {}
+        url = str(spec.get("url", "")).rstrip("/")
+        if kind == "OCIRepository" and url == own_url:
+            problems += verify_problems(obj, signer)
+        if kind == "HelmRepository" and own_url.startswith(url + "/"):
+            problems.append(f"{object_id(obj)} serves our chart; charts from it cannot be pinned to a signer")
+        if kind == "HelmChart" and spec.get("chart") == OWN_CHART_PATH.rsplit("/", 1)[1]:
+            problems += verify_problems(obj, signer)
+    for _, release in flux_objects(result):
+        meta = release["metadata"]
+        if release["kind"] != "HelmRelease" or (meta["namespace"], meta["name"]) != fluxtree.OWN_HELMRELEASE:
+            continue
+        ref = release["spec"].get("chartRef")
+        if not ref or ref.get("kind") not in ("OCIRepository", "HelmChart"):
+            problems.append(f"{object_id(release)}: chart not taken by chartRef from a verified source")
+            continue
+        source = find(result, ref["kind"], ref["name"], ref.get("namespace", meta["namespace"]))
+        if source is None or (ref["kind"] == "OCIRepository" and str(source["spec"].get("url")).rstrip("/") != own_url):
+            problems.append(f"{object_id(release)}: chartRef {ref} is not our published chart")
+        elif ref["kind"] == "HelmChart":
+            problems += verify_problems(source, signer)
+    return problems
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_our_chart_is_installed_only_with_the_release_workflows_signature(rendered, environment):
+    result = rendered(environment)
+    assert any(o["kind"] == "OCIRepository" for _, o in flux_objects(result))
+    assert own_chart_problems(result, environment) == []
+
+
+def test_the_signer_pin_rejects_what_it_must():
+    """The rule above, on sources with the defects it exists for."""
+    signer = release_signer()
+    good = {"issuer": r"^https://token\.actions\.githubusercontent\.com$",
+            "subject": "^" + re.escape(signer) + "$"}
+
+    def source(verify):
+        return {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+                "metadata": {"name": "c", "namespace": "n"}, "spec": {"verify": verify} if verify is not None else {}}
+
+    assert verify_problems(source({"provider": "cosign", "matchOIDCIdentity": [good]}), signer) == []
+    defects = {
+        "no verify": None,
+        "no identity": {"provider": "cosign"},
+        "key instead": {"provider": "cosign", "secretRef": {"name": "k"}},
+        "notation": {"provider": "notation", "matchOIDCIdentity": [good]},
+        "any subject": {"provider": "cosign", "matchOIDCIdentity": [{**good, "subject": ".*"}]},
+        "unanchored subject": {"provider": "cosign", "matchOIDCIdentity": [{**good, "subject": re.escape(signer)}]},
+        "any branch": {"provider": "cosign", "matchOIDCIdentity": [
+            {**good, "subject": "^" + re.escape(signer.partition("@")[0]) + "@.*$"}]},
+        "unescaped dots": {"provider": "cosign", "matchOIDCIdentity": [{**good, "subject": "^" + signer + "$"}]},
+        "any issuer": {"provider": "cosign", "matchOIDCIdentity": [{**good, "issuer": ".*"}]},
+        "wrong repository": {"provider": "cosign", "matchOIDCIdentity": [
+            {**good, "subject": "^" + re.escape(signer.replace("/task-platform/", "/other/")) + "$"}]},
+        "a loose second identity": {"provider": "cosign", "matchOIDCIdentity": [good, {**good, "subject": "release"}]},
+    }
+    for name, verify in defects.items():
+        assert verify_problems(source(verify), signer), name
 
 
 # --- files ---------------------------------------------------------------------------------
 
 
+def release_file_documents(environment: str) -> dict[str, dict]:
+    docs = [d for d in yaml.safe_load_all((REPO / "apps" / environment / "release.yaml").read_text()) if d]
+    by_kind = {d["kind"]: d for d in docs}
+    assert len(by_kind) == len(docs) == 2, f"apps/{environment}/release.yaml: {[d.get('kind') for d in docs]}"
+    return by_kind
+
+
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_release_file_has_exactly_the_promotion_shape(environment):
-    release = yaml.safe_load((REPO / "apps" / environment / "release.yaml").read_text())
-    version = release["spec"]["chart"]["spec"]["version"]
-    tag = release["spec"]["values"]["image"]["tag"]
-    assert release == {
-        "apiVersion": "helm.toolkit.fluxcd.io/v2",
-        "kind": "HelmRelease",
-        "metadata": {"name": "task-api", "namespace": "task-api"},
-        "spec": {"chart": {"spec": {"version": version}}, "values": {"image": {"tag": tag}}},
+    documents = release_file_documents(environment)
+    version = documents["OCIRepository"]["spec"]["ref"]["tag"]
+    tag = documents["HelmRelease"]["spec"]["values"]["image"]["tag"]
+    assert documents == {
+        "OCIRepository": {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "OCIRepository",
+            "metadata": {"name": "task-api-chart", "namespace": "task-api"},
+            "spec": {"ref": {"tag": version}},
+        },
+        "HelmRelease": {
+            "apiVersion": "helm.toolkit.fluxcd.io/v2",
+            "kind": "HelmRelease",
+            "metadata": {"name": "task-api", "namespace": "task-api"},
+            "spec": {"values": {"image": {"tag": tag}}},
+        },
     }
     assert isinstance(version, str) and SEMVER_EXACT.match(version) and not version.startswith("v")
     assert isinstance(tag, str) and GIT_SHA.match(tag)
@@ -763,6 +929,6 @@ def _version_key(version: str) -> tuple:
 def test_promoted_chart_version_exists_in_this_repository(environment):
     """An environment can only run a chart version that has been written (and so published by
     CI); the offline render uses the chart in the working tree, which is that version or newer."""
-    release = yaml.safe_load((REPO / "apps" / environment / "release.yaml").read_text())
+    version = release_file_documents(environment)["OCIRepository"]["spec"]["ref"]["tag"]
     chart = yaml.safe_load((fluxtree.OWN_CHART / "Chart.yaml").read_text())
-    assert _version_key(release["spec"]["chart"]["spec"]["version"]) <= _version_key(chart["version"])
+    assert _version_key(version) <= _version_key(chart["version"])
