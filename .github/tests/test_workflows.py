@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_environment_runners import start_contexts, targets  # noqa: E402
 from workflows import (  # noqa: E402
     LOCAL_USES, PINNED_USES, REPO, VERSION_COMMENT, Workflow, called_workflow, load_workflows, steps,
 )
@@ -90,6 +91,8 @@ def test_runs_on_comes_from_a_variable_with_a_github_hosted_fallback(wf, job_id,
         return
     if (wf.name, job_id) in DEDICATED_RUNNER and runs_on == DEDICATED_RUNNER[(wf.name, job_id)][0]:
         return
+    if any(targets(job, start) for start in start_contexts(wf)):
+        return  # on its environment's runner variable: test_environment_runners.py
     match = RUNS_ON.match(str(runs_on))
     assert match, f"{wf.name}:{job_id} runs-on {runs_on!r}"
     if "inputs.runner" in runs_on:
