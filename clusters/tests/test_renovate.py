@@ -5,7 +5,9 @@ as soon as it is released."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 
 import json5
 import pytest
@@ -16,6 +18,13 @@ from fluxtree import REPO, load_documents
 CONFIG = REPO / ".github" / "renovate.json5"
 TREE = [p for root in ("infrastructure", "clusters", "apps") for p in (REPO / root).rglob("*.yaml")
         if not {"tests", "chart"} & set(p.relative_to(REPO).parts)]
+# Renovate reads every file of the repository that a manager's file patterns select.
+TRACKED = [REPO / path for path in subprocess.run(
+    ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split("\0") if path]
+# Files whose `# renovate:` comments are pins for the custom managers (docs and tests only
+# mention the syntax).
+MARKED = [p for p in TRACKED if p.suffix in (".tf", ".yaml", ".yml") and p.is_file()
+          and not {"tests", "docs", "chart"} & set(p.relative_to(REPO).parts)]
 
 
 def _config() -> dict:
@@ -27,22 +36,33 @@ def _file_regex(pattern: str) -> re.Pattern:
     return re.compile(pattern[1:-1])
 
 
-def _managed_files(patterns: list[str]) -> set[str]:
+def _managed_files(patterns: list[str], files=None) -> set[str]:
     regexes = [_file_regex(p) for p in patterns]
-    return {str(p.relative_to(REPO)) for p in TREE if any(r.search(str(p.relative_to(REPO))) for r in regexes)}
+    return {str(p.relative_to(REPO)) for p in (TREE if files is None else files)
+            if any(r.search(str(p.relative_to(REPO))) for r in regexes)}
+
+
+def _regex_extractions(config: dict) -> list[dict]:
+    """What the custom regex managers extract from the repository, one dict per match: the
+    named groups, the templates filled in, the file and the match's span."""
+    found = []
+    for manager in config.get("customManagers") or []:
+        assert manager["customType"] == "regex"
+        for path in sorted(_managed_files(manager["managerFilePatterns"], TRACKED)):
+            text = (REPO / path).read_text()
+            for pattern in manager["matchStrings"]:
+                for match in re.finditer(pattern.replace("(?<", "(?P<"), text):
+                    dep = {k: v for k, v in match.groupdict().items() if v is not None}
+                    for field in ("datasource", "depName", "packageName", "versioning", "extractVersion"):
+                        if f"{field}Template" in manager and field not in dep:
+                            dep[field] = manager[f"{field}Template"]
+                    found.append({**dep, "file": path, "span": match.span()})
+    return found
 
 
 def _regex_matches(config: dict) -> set[tuple[str, str]]:
     """(depName, currentValue) that the custom regex managers extract from the tree."""
-    found = set()
-    for manager in config.get("customManagers") or []:
-        assert manager["customType"] == "regex"
-        for path in _managed_files(manager["managerFilePatterns"]):
-            text = (REPO / path).read_text()
-            for pattern in manager["matchStrings"]:
-                for match in re.finditer(pattern.replace("(?<", "(?P<"), text):
-                    found.add((match.group("depName"), match.group("currentValue")))
-    return found
+    return {(dep["depName"], dep["currentValue"]) for dep in _regex_extractions(config)}
 
 
 def _pins() -> tuple[dict[str, set[str]], set[tuple[str, str]], set[tuple[str, str]]]:
@@ -60,7 +80,10 @@ def _pins() -> tuple[dict[str, set[str]], set[tuple[str, str]], set[tuple[str, s
                 continue
             if doc.get("kind") == "HelmRelease" and "chart" in (doc.get("spec") or {}):
                 releases.setdefault(str(path.relative_to(REPO)), set()).add(doc["metadata"]["name"])
-            if doc.get("kind") == "OCIRepository" and (doc["spec"].get("ref") or {}).get("tag"):
+            # Renovate's flux manager skips an OCIRepository without spec.url (the kustomize
+            # patches in apps/<env>/release.yaml, whose tag promotion sets).
+            if (doc.get("kind") == "OCIRepository" and (doc["spec"].get("ref") or {}).get("tag")
+                    and doc["spec"].get("url")):
                 oci.add((doc["spec"]["url"].removeprefix("oci://"), doc["spec"]["ref"]["tag"]))
                 releases.setdefault(str(path.relative_to(REPO)), set()).add("OCIRepository")
         for match in re.finditer(r"image: ([a-z0-9.\-/]+):([0-9][^\s\"']*)", text):
@@ -102,3 +125,56 @@ def test_the_runner_image_is_proposed_as_soon_as_it_is_released():
 def test_versions_coupled_to_the_cluster_minor_get_patches_only(dep):
     rules = [r for r in _config()["packageRules"] if dep in (r.get("matchDepNames") or [])]
     assert any(r.get("enabled") is False and set(r.get("matchUpdateTypes") or []) >= {"major", "minor"} for r in rules)
+
+
+def test_every_renovate_comment_is_read_by_a_regex_manager():
+    """Each `# renovate:` pin (EKS add-ons and the Flux Operator chart in OpenTofu, the Flux
+    release of each FluxInstance) is extracted with a datasource, a name and its current value."""
+    config = _config()
+    extractions = _regex_extractions(config)
+    marked = []
+    for path in MARKED:
+        text = path.read_text(errors="replace")
+        marked += [(str(path.relative_to(REPO)), m.start()) for m in re.finditer(r"#\s*renovate:", text)]
+    assert len(marked) >= 9, marked  # 5 add-ons, the operator chart, 3 FluxInstances
+    unread = [(f, at) for f, at in marked
+              if not any(d["file"] == f and d["span"][0] <= at < d["span"][1] for d in extractions)]
+    assert unread == [], f"renovate comments no manager reads: {unread}"
+    for dep in extractions:
+        assert dep.get("datasource") and dep.get("depName") and dep.get("currentValue"), dep
+
+
+def test_the_opentofu_and_flux_pins_are_extracted_as_renovate_looks_them_up():
+    extractions = [d for d in _regex_extractions(_config()) if d["file"].endswith((".tf", "flux-instance.yaml"))]
+    addons = {d["depName"]: d for d in extractions if d["file"] == "opentofu/stacks/cluster/addons.tf"}
+    assert set(addons) >= {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver"}
+    for name, dep in addons.items():
+        assert dep["datasource"] == "aws-eks-addon" and dep["currentValue"].startswith("v")
+        # aws-eks-addon takes the filter as packageName: the add-on it names is the pin's key.
+        assert json.loads(dep["packageName"])["addonName"] == name
+        assert re.fullmatch(r"\d+\.\d+", json.loads(dep["packageName"])["kubernetesVersion"])
+    (operator,) = [d for d in extractions if d["file"] == "opentofu/stacks/platform/flux.tf"]
+    assert operator["datasource"] == "docker" and operator["depName"].endswith("/flux-operator")
+    flux = [d for d in extractions if d["file"].endswith("flux-instance.yaml")]
+    assert {d["file"].split("/")[1] for d in flux} >= {"dev", "staging", "prod"}
+    for dep in flux:
+        assert (dep["datasource"], dep["depName"]) == ("github-releases", "fluxcd/flux2")
+        # The release tag is v<version>; extractVersion turns it into what the file holds.
+        assert re.fullmatch(dep["extractVersion"].replace("(?<", "(?P<"), "v" + dep["currentValue"])
+        text = (REPO / dep["file"]).read_text()
+        assert f'version: "{dep["currentValue"]}"' in text[dep["span"][0]:dep["span"][1]]
+
+
+def test_our_own_chart_is_left_to_promotion():
+    """The flux manager extracts the base OCIRepository of our chart (a placeholder tag in a
+    registry only the clusters reach); promotion owns that tag, so no update may be proposed."""
+    config = _config()
+    _, oci, _ = _pins()
+    own = {url for url, _ in oci if url.endswith("/charts/task-api")}
+    assert own, oci
+    rules = [r for r in config["packageRules"] if r.get("enabled") is False and "docker" in (r.get("matchDatasources") or [])]
+    patterns = [p for r in rules for p in r.get("matchPackageNames") or []]
+    for url in own:
+        assert any(p.startswith("/") and re.search(p[1:-1], url) for p in patterns), url
+    third_party = {url for url, _ in oci} - own
+    assert not any(re.search(p[1:-1], url) for p in patterns for url in third_party)
