@@ -48,6 +48,7 @@ CLUSTER_VARS_KEYS = frozenset(
         "acm_certificate_arn",
         "oidc_issuer_url",
         "oidc_audience",
+        "rds_ca_bundle_base64",
     }
 )
 

@@ -17,7 +17,7 @@ CLUSTER_VARS_KEYS = {
     "cluster_name", "environment", "aws_region", "aws_account_id", "domain", "ecr_registry",
     "vpc_id", "vpc_cidr", "task_api_role_arn", "external_secrets_role_arn",
     "aws_lb_controller_role_arn", "db_secret_name", "acm_certificate_arn", "oidc_issuer_url",
-    "oidc_audience",
+    "oidc_audience", "rds_ca_bundle_base64",
 }
 
 
@@ -134,6 +134,41 @@ def test_the_flux_notification_webhook_is_written_where_the_providers_read_it(pl
     # Written before the operator installs Flux, so the first failure is already reported.
     depends_on = set(platform.resource("helm_release", "flux_instance")["depends_on"])
     assert "${kubernetes_secret_v1.flux_notifications_slack}" in depends_on
+
+
+def test_the_rds_ca_bundle_reaches_the_file_the_database_url_names(platform):
+    """verify-full needs the RDS CAs where sslrootcert= points: OpenTofu fetches the current
+    global bundle into cluster-vars, Flux substitutes it into the ConfigMap the chart mounts,
+    and the mount path plus key is the file DATABASE_URL names. Any link missing and the
+    replicas refuse the database."""
+    import yaml
+
+    bundle = platform.data["http"]["rds_ca_bundle"]
+    assert bundle["url"] == "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+    postcondition = bundle["lifecycle"][0]["postcondition"][0]["condition"]
+    assert "status_code == 200" in postcondition and "BEGIN CERTIFICATE" in postcondition
+    assert platform.locals["cluster_vars"]["rds_ca_bundle_base64"] == (
+        "${base64encode(data.http.rds_ca_bundle.response_body)}"
+    )
+
+    base = REPO / "apps" / "base" / "task-api"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    configmaps = [
+        doc
+        for name in kustomization["resources"]
+        for doc in yaml_load_all(base / name)
+        if doc and doc.get("kind") == "ConfigMap"
+    ]
+    values = yaml.safe_load((base / "chart" / "values.yaml").read_text())["database"]["caBundle"]
+    mounted = [cm for cm in configmaps if cm["metadata"]["name"] == values["configMapName"]]
+    assert len(mounted) == 1, f"no ConfigMap {values['configMapName']} in apps/base/task-api"
+    assert mounted[0]["metadata"]["namespace"] == "task-api"
+    assert mounted[0]["binaryData"] == {values["key"]: "${rds_ca_bundle_base64}"}
+
+    secret = yaml_load_all(base / "database-secret.yaml")[0]
+    url = secret["spec"]["target"]["template"]["data"]["DATABASE_URL"]
+    # The chart mounts the ConfigMap's key as ca.pem under mountPath.
+    assert f"sslmode=verify-full&sslrootcert={values['mountPath']}/ca.pem" in url
 
 
 def yaml_load_all(path: Path):

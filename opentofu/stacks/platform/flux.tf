@@ -23,6 +23,24 @@ locals {
     acm_certificate_arn = aws_acm_certificate_validation.environment.certificate_arn
     oidc_issuer_url     = var.oidc_issuer_url
     oidc_audience       = var.oidc_audience
+    # The CAs that sign RDS server certificates, for task-api's sslmode=verify-full
+    # (apps/base/task-api/rds-ca-bundle.yaml; docs/decisions/0102). base64, so that the
+    # multi-line PEM survives Flux's substitution as one value.
+    rds_ca_bundle_base64 = base64encode(data.http.rds_ca_bundle.response_body)
+  }
+}
+
+# Amazon RDS's global CA bundle (every region's root and intermediate CAs), read at every plan:
+# when AWS adds a CA, the next apply updates cluster-vars and Flux the ConfigMap, and task-api
+# re-reads the mounted bundle for each new connection, so no restart is needed.
+data "http" "rds_ca_bundle" {
+  url = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+  lifecycle {
+    postcondition {
+      condition     = self.status_code == 200 && strcontains(self.response_body, "-----BEGIN CERTIFICATE-----")
+      error_message = "The Amazon RDS CA bundle could not be fetched: task-api could not verify the database."
+    }
   }
 }
 
