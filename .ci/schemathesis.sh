@@ -62,7 +62,8 @@ start_service() {
 }
 
 stop_service() {
-  kill "$service_pid" && wait "$service_pid" 2>/dev/null || true
+  kill "$service_pid" 2>/dev/null || true
+  wait "$service_pid" 2>/dev/null || true
   service_pid=""
 }
 
