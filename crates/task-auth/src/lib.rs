@@ -59,7 +59,7 @@ pub enum AuthError {
     #[error("Authorization header is not a Bearer token")]
     WrongScheme,
     #[error("invalid bearer token: {0}")]
-    InvalidToken(String),
+    InvalidToken(TokenRejection),
 }
 
 impl AuthError {
@@ -68,86 +68,66 @@ impl AuthError {
         match self {
             AuthError::MissingCredentials => "missing_credentials",
             AuthError::WrongScheme => "wrong_scheme",
-            AuthError::InvalidToken(message) => Rejection::ALL
-                .iter()
-                .find(|rejection| rejection.message() == message)
-                .map_or("invalid_token", |rejection| rejection.reason()),
+            AuthError::InvalidToken(rejection) => rejection.reason(),
         }
     }
 }
 
-/// Why a token was refused. The messages are fixed strings so that they can be shown to
-/// clients and mapped back to a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rejection {
+/// Which check refused a bearer token. The messages are fixed strings that are safe to show
+/// to clients; [`TokenRejection::reason`] groups them into the metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("not a well-formed JWT")]
     Malformed,
+    #[error("signature algorithm not accepted")]
     UnsupportedAlgorithm,
+    #[error("signature algorithm does not match the key")]
     AlgorithmMismatch,
+    #[error("token header has no kid")]
     MissingKeyId,
+    #[error("signing key is not published by the issuer")]
     UnknownKeyId,
+    #[error("signature does not verify")]
     BadSignature,
+    #[error("token has expired")]
     Expired,
+    #[error("token is not valid yet")]
     NotYetValid,
+    #[error("token was issued by another issuer")]
     WrongIssuer,
+    #[error("token is meant for another audience")]
     WrongAudience,
+    #[error("token has no sub claim")]
     MissingSubject,
+    #[error("token lacks a required claim (exp, iss, aud)")]
     MissingClaim,
+    #[error("token sub claim is empty or too long")]
     InvalidSubject,
 }
 
-impl Rejection {
-    const ALL: [Rejection; 13] = [
-        Rejection::Malformed,
-        Rejection::UnsupportedAlgorithm,
-        Rejection::AlgorithmMismatch,
-        Rejection::MissingKeyId,
-        Rejection::UnknownKeyId,
-        Rejection::BadSignature,
-        Rejection::Expired,
-        Rejection::NotYetValid,
-        Rejection::WrongIssuer,
-        Rejection::WrongAudience,
-        Rejection::MissingSubject,
-        Rejection::MissingClaim,
-        Rejection::InvalidSubject,
-    ];
-
-    fn message(self) -> &'static str {
+impl TokenRejection {
+    /// The `reason` label: several checks share one (e.g. every claim-shape problem is
+    /// `claims`), so that the metric stays small and stable.
+    pub fn reason(self) -> &'static str {
         match self {
-            Rejection::Malformed => "not a well-formed JWT",
-            Rejection::UnsupportedAlgorithm => "signature algorithm not accepted",
-            Rejection::AlgorithmMismatch => "signature algorithm does not match the key",
-            Rejection::MissingKeyId => "token header has no kid",
-            Rejection::UnknownKeyId => "signing key is not published by the issuer",
-            Rejection::BadSignature => "signature does not verify",
-            Rejection::Expired => "token has expired",
-            Rejection::NotYetValid => "token is not valid yet",
-            Rejection::WrongIssuer => "token was issued by another issuer",
-            Rejection::WrongAudience => "token is meant for another audience",
-            Rejection::MissingSubject => "token has no sub claim",
-            Rejection::MissingClaim => "token lacks a required claim (exp, iss, aud)",
-            Rejection::InvalidSubject => "token sub claim is empty or too long",
+            TokenRejection::Malformed => "malformed",
+            TokenRejection::UnsupportedAlgorithm | TokenRejection::AlgorithmMismatch => "algorithm",
+            TokenRejection::MissingKeyId | TokenRejection::UnknownKeyId => "unknown_key",
+            TokenRejection::BadSignature => "signature",
+            TokenRejection::Expired => "expired",
+            TokenRejection::NotYetValid => "not_yet_valid",
+            TokenRejection::WrongIssuer => "issuer",
+            TokenRejection::WrongAudience => "audience",
+            TokenRejection::MissingSubject
+            | TokenRejection::MissingClaim
+            | TokenRejection::InvalidSubject => "claims",
         }
     }
+}
 
-    fn reason(self) -> &'static str {
-        match self {
-            Rejection::Malformed => "malformed",
-            Rejection::UnsupportedAlgorithm | Rejection::AlgorithmMismatch => "algorithm",
-            Rejection::MissingKeyId | Rejection::UnknownKeyId => "unknown_key",
-            Rejection::BadSignature => "signature",
-            Rejection::Expired => "expired",
-            Rejection::NotYetValid => "not_yet_valid",
-            Rejection::WrongIssuer => "issuer",
-            Rejection::WrongAudience => "audience",
-            Rejection::MissingSubject | Rejection::MissingClaim | Rejection::InvalidSubject => {
-                "claims"
-            }
-        }
-    }
-
-    fn into_error(self) -> AuthError {
-        AuthError::InvalidToken(self.message().to_owned())
+impl From<TokenRejection> for AuthError {
+    fn from(rejection: TokenRejection) -> Self {
+        AuthError::InvalidToken(rejection)
     }
 }
 
@@ -364,7 +344,7 @@ impl Authenticator {
         if let Some(subject) = self.inner.verified.get(&digest) {
             return Ok(subject);
         }
-        let verified = self.verify(token).await.map_err(Rejection::into_error)?;
+        let verified = self.verify(token).await?;
         let subject = verified.subject.clone();
         self.inner.verified.insert(digest, verified);
         Ok(subject)
@@ -405,12 +385,12 @@ impl Authenticator {
         }
     }
 
-    async fn verify(&self, token: &str) -> Result<VerifiedToken, Rejection> {
+    async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenRejection> {
         let (algorithm, kid) = peek_header(token)?;
-        let key = self.key(&kid).await.ok_or(Rejection::UnknownKeyId)?;
+        let key = self.key(&kid).await.ok_or(TokenRejection::UnknownKeyId)?;
         // The key alone decides the algorithm; the header may only agree with it.
         if algorithm != key.algorithm {
-            return Err(Rejection::AlgorithmMismatch);
+            return Err(TokenRejection::AlgorithmMismatch);
         }
         let validation = match key.algorithm {
             Algorithm::ES256 => &self.inner.es256,
@@ -420,11 +400,11 @@ impl Authenticator {
             .map_err(|error| rejection_for(error.kind()))?;
         // jsonwebtoken accepts an `iss` array containing ours; an issuer is one string.
         if data.claims.iss != self.inner.issuer {
-            return Err(Rejection::WrongIssuer);
+            return Err(TokenRejection::WrongIssuer);
         }
-        let subject = data.claims.sub.ok_or(Rejection::MissingSubject)?;
+        let subject = data.claims.sub.ok_or(TokenRejection::MissingSubject)?;
         if subject.is_empty() || subject.len() > MAX_SUBJECT_BYTES {
-            return Err(Rejection::InvalidSubject);
+            return Err(TokenRejection::InvalidSubject);
         }
         Ok(VerifiedToken {
             subject: Subject(subject),
@@ -519,14 +499,14 @@ fn bearer_token(authorization: Option<&[u8]>) -> Result<&str, AuthError> {
             .iter()
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'='));
     if !well_formed {
-        return Err(Rejection::Malformed.into_error());
+        return Err(TokenRejection::Malformed.into());
     }
-    std::str::from_utf8(token).map_err(|_| Rejection::Malformed.into_error())
+    std::str::from_utf8(token).map_err(|_| TokenRejection::Malformed.into())
 }
 
 /// Reads `alg` and `kid` from the header without trusting anything else in it. Only RS256
 /// and ES256 get past this point; `none`, HMAC and everything else stop here.
-fn peek_header(token: &str) -> Result<(Algorithm, String), Rejection> {
+fn peek_header(token: &str) -> Result<(Algorithm, String), TokenRejection> {
     #[derive(Deserialize)]
     struct RawHeader {
         alg: String,
@@ -536,33 +516,35 @@ fn peek_header(token: &str) -> Result<(Algorithm, String), Rejection> {
     let (Some(encoded_header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(Rejection::Malformed);
+        return Err(TokenRejection::Malformed);
     };
     let header_json = URL_SAFE_NO_PAD
         .decode(encoded_header)
-        .map_err(|_| Rejection::Malformed)?;
+        .map_err(|_| TokenRejection::Malformed)?;
     let header: RawHeader =
-        serde_json::from_slice(&header_json).map_err(|_| Rejection::Malformed)?;
+        serde_json::from_slice(&header_json).map_err(|_| TokenRejection::Malformed)?;
     let algorithm = match header.alg.as_str() {
         "RS256" => Algorithm::RS256,
         "ES256" => Algorithm::ES256,
-        _ => return Err(Rejection::UnsupportedAlgorithm),
+        _ => return Err(TokenRejection::UnsupportedAlgorithm),
     };
-    let kid = header.kid.ok_or(Rejection::MissingKeyId)?;
+    let kid = header.kid.ok_or(TokenRejection::MissingKeyId)?;
     Ok((algorithm, kid))
 }
 
-fn rejection_for(kind: &ErrorKind) -> Rejection {
+fn rejection_for(kind: &ErrorKind) -> TokenRejection {
     match kind {
-        ErrorKind::InvalidSignature => Rejection::BadSignature,
-        ErrorKind::ExpiredSignature => Rejection::Expired,
-        ErrorKind::ImmatureSignature => Rejection::NotYetValid,
-        ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
-        ErrorKind::InvalidAudience => Rejection::WrongAudience,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => Rejection::MissingSubject,
-        ErrorKind::MissingRequiredClaim(_) => Rejection::MissingClaim,
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => Rejection::AlgorithmMismatch,
-        _ => Rejection::Malformed,
+        ErrorKind::InvalidSignature => TokenRejection::BadSignature,
+        ErrorKind::ExpiredSignature => TokenRejection::Expired,
+        ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
+        ErrorKind::InvalidIssuer => TokenRejection::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenRejection::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => TokenRejection::MissingSubject,
+        ErrorKind::MissingRequiredClaim(_) => TokenRejection::MissingClaim,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            TokenRejection::AlgorithmMismatch
+        }
+        _ => TokenRejection::Malformed,
     }
 }
 
@@ -570,10 +552,81 @@ fn rejection_for(kind: &ErrorKind) -> Rejection {
 mod tests {
     use super::*;
 
+    /// The labels of `task_api_auth_failures_total` and the `detail` of the 401 problem are
+    /// part of what operators and clients see: pinned here for every rejection.
     #[test]
-    fn every_rejection_maps_back_to_its_reason() {
-        for rejection in Rejection::ALL {
-            assert_eq!(rejection.into_error().reason(), rejection.reason());
+    fn every_rejection_keeps_its_reason_and_client_message() {
+        let expected = [
+            (
+                TokenRejection::Malformed,
+                "malformed",
+                "not a well-formed JWT",
+            ),
+            (
+                TokenRejection::UnsupportedAlgorithm,
+                "algorithm",
+                "signature algorithm not accepted",
+            ),
+            (
+                TokenRejection::AlgorithmMismatch,
+                "algorithm",
+                "signature algorithm does not match the key",
+            ),
+            (
+                TokenRejection::MissingKeyId,
+                "unknown_key",
+                "token header has no kid",
+            ),
+            (
+                TokenRejection::UnknownKeyId,
+                "unknown_key",
+                "signing key is not published by the issuer",
+            ),
+            (
+                TokenRejection::BadSignature,
+                "signature",
+                "signature does not verify",
+            ),
+            (TokenRejection::Expired, "expired", "token has expired"),
+            (
+                TokenRejection::NotYetValid,
+                "not_yet_valid",
+                "token is not valid yet",
+            ),
+            (
+                TokenRejection::WrongIssuer,
+                "issuer",
+                "token was issued by another issuer",
+            ),
+            (
+                TokenRejection::WrongAudience,
+                "audience",
+                "token is meant for another audience",
+            ),
+            (
+                TokenRejection::MissingSubject,
+                "claims",
+                "token has no sub claim",
+            ),
+            (
+                TokenRejection::MissingClaim,
+                "claims",
+                "token lacks a required claim (exp, iss, aud)",
+            ),
+            (
+                TokenRejection::InvalidSubject,
+                "claims",
+                "token sub claim is empty or too long",
+            ),
+        ];
+        for (rejection, reason, message) in expected {
+            let error = AuthError::from(rejection);
+            assert_eq!(error.reason(), reason, "{rejection:?}");
+            assert_eq!(
+                error.to_string(),
+                format!("invalid bearer token: {message}"),
+                "{rejection:?}"
+            );
         }
         assert_eq!(
             AuthError::MissingCredentials.reason(),
