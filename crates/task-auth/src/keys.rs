@@ -1,14 +1,16 @@
-//! Verification keys taken from a JWKS document, and RSA signing keys for dev mode and tests.
+//! Verification keys taken from the issuer's JWKS document, and RSA signing keys for dev mode and tests.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use openidconnect::core::{CoreJsonWebKey, CoreJsonWebKeyType, CoreJwsSigningAlgorithm};
+use openidconnect::{JsonWebKey, JsonWebKeyAlgorithm, JsonWebKeySet, JsonWebKeyUse};
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
-use serde::Deserialize;
 
 /// RSA keys shorter than this are ignored: they no longer offer adequate security.
 const MIN_RSA_MODULUS_BITS: usize = 2048;
@@ -26,76 +28,64 @@ pub(crate) struct VerificationKey {
 /// The usable signature keys of one JWKS document, by `kid`.
 pub(crate) type KeySet = HashMap<String, Arc<VerificationKey>>;
 
-/// The fields of a JWK that matter here; everything else is ignored.
-#[derive(Deserialize)]
-struct RawJwk {
-    kty: Option<String>,
-    kid: Option<String>,
-    #[serde(rename = "use")]
-    public_key_use: Option<String>,
-    alg: Option<String>,
-    n: Option<String>,
-    e: Option<String>,
-    crv: Option<String>,
-    x: Option<String>,
-    y: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawJwkSet {
-    keys: Vec<serde_json::Value>,
-}
-
-/// Parses a JWKS document, keeping the RS256/ES256 signature keys that carry a `kid`.
-/// Keys of other kinds (encryption keys, symmetric keys, other curves) are skipped one by one
-/// so that a single exotic entry never makes the whole set unusable.
-pub(crate) fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
-    let set: RawJwkSet =
-        serde_json::from_slice(body).map_err(|error| format!("JWKS is not valid JSON: {error}"))?;
+/// The usable keys of a JWKS document that `openidconnect` parsed, by `kid`: RSA keys for
+/// RS256 (at least 2048 bits) and P-256 keys for ES256, each with a `kid`.
+///
+/// `openidconnect` already drops entries it cannot parse at all (unknown `kty`, wrong field
+/// types); every other key that does not fit is skipped here one by one, so that a single
+/// exotic entry never makes the whole set unusable. Symmetric keys are never accepted.
+pub(crate) fn usable_keys(set: &JsonWebKeySet<CoreJsonWebKey>) -> KeySet {
     let mut keys = KeySet::new();
-    for value in set.keys {
-        let raw: RawJwk = match serde_json::from_value(value) {
-            Ok(raw) => raw,
-            Err(error) => {
-                tracing::warn!(%error, "skipping a malformed JWK");
-                continue;
-            }
-        };
-        let kid = raw.kid.clone();
-        match verification_key(raw) {
+    for jwk in set.keys() {
+        match verification_key(jwk) {
             Ok(Some((kid, key))) => {
                 keys.insert(kid, Arc::new(key));
             }
             Ok(None) => {}
             Err(reason) => {
-                tracing::warn!(kid = kid.as_deref(), %reason, "skipping an unusable JWK")
+                let kid = jwk.key_id().map(|kid| kid.as_str());
+                tracing::warn!(kid, %reason, "skipping an unusable JWK");
             }
         }
     }
-    Ok(keys)
+    keys
 }
 
-fn verification_key(raw: RawJwk) -> Result<Option<(String, VerificationKey)>, String> {
-    if raw
-        .public_key_use
-        .as_deref()
-        .is_some_and(|usage| usage != "sig")
-    {
+/// `Ok(None)` for a key that is not meant for signatures (e.g. `use: enc`).
+fn verification_key(jwk: &CoreJsonWebKey) -> Result<Option<(String, VerificationKey)>, String> {
+    if jwk.key_use().is_some_and(|usage| !usage.allows_signature()) {
         return Ok(None);
     }
-    let Some(kid) = raw.kid else {
+    let Some(kid) = jwk.key_id() else {
         return Err("no kid".to_owned());
     };
-    match raw.kty.as_deref() {
-        Some("RSA") => {
-            if raw.alg.as_deref().is_some_and(|alg| alg != "RS256") {
-                return Err(format!("unsupported RSA algorithm {:?}", raw.alg));
-            }
-            let (Some(n), Some(e)) = (raw.n, raw.e) else {
-                return Err("RSA key without n or e".to_owned());
-            };
+    // The algorithm follows from the key type; a key that names another one is not used.
+    let algorithm = match (jwk.key_type(), jwk.signing_alg()) {
+        (
+            CoreJsonWebKeyType::RSA,
+            JsonWebKeyAlgorithm::Unspecified
+            | JsonWebKeyAlgorithm::Algorithm(CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256),
+        ) => Algorithm::RS256,
+        (
+            CoreJsonWebKeyType::EllipticCurve,
+            JsonWebKeyAlgorithm::Unspecified
+            | JsonWebKeyAlgorithm::Algorithm(CoreJwsSigningAlgorithm::EcdsaP256Sha256),
+        ) => Algorithm::ES256,
+        (key_type, algorithm) => {
+            return Err(format!(
+                "unsupported key type {key_type:?} with algorithm {algorithm:?}"
+            ));
+        }
+    };
+    // openidconnect keeps the key material private (it only verifies ID tokens itself), so
+    // the key travels to jsonwebtoken in the JWK's standard JSON form.
+    let material: Jwk = serde_json::to_value(jwk)
+        .and_then(serde_json::from_value)
+        .map_err(|error| format!("key parameters are incomplete: {error}"))?;
+    let key = match (algorithm, &material.algorithm) {
+        (Algorithm::RS256, AlgorithmParameters::RSA(rsa)) => {
             let modulus = URL_SAFE_NO_PAD
-                .decode(n.trim_end_matches('='))
+                .decode(rsa.n.trim_end_matches('='))
                 .map_err(|error| format!("RSA modulus is not base64url: {error}"))?;
             let significant = modulus.iter().skip_while(|byte| **byte == 0).count();
             if significant * 8 < MIN_RSA_MODULUS_BITS {
@@ -103,37 +93,19 @@ fn verification_key(raw: RawJwk) -> Result<Option<(String, VerificationKey)>, St
                     "RSA modulus shorter than {MIN_RSA_MODULUS_BITS} bits"
                 ));
             }
-            let key =
-                DecodingKey::from_rsa_components(&n, &e).map_err(|error| error.to_string())?;
-            Ok(Some((
-                kid,
-                VerificationKey {
-                    algorithm: Algorithm::RS256,
-                    key,
-                },
-            )))
+            DecodingKey::from_rsa_components(&rsa.n, &rsa.e).map_err(|error| error.to_string())?
         }
-        Some("EC") => {
-            if raw.crv.as_deref() != Some("P-256") {
-                return Err(format!("unsupported curve {:?}", raw.crv));
-            }
-            if raw.alg.as_deref().is_some_and(|alg| alg != "ES256") {
-                return Err(format!("unsupported EC algorithm {:?}", raw.alg));
-            }
-            let (Some(x), Some(y)) = (raw.x, raw.y) else {
-                return Err("EC key without x or y".to_owned());
-            };
-            let key = DecodingKey::from_ec_components(&x, &y).map_err(|error| error.to_string())?;
-            Ok(Some((
-                kid,
-                VerificationKey {
-                    algorithm: Algorithm::ES256,
-                    key,
-                },
-            )))
+        (Algorithm::ES256, AlgorithmParameters::EllipticCurve(ec))
+            if ec.curve == EllipticCurve::P256 =>
+        {
+            DecodingKey::from_ec_components(&ec.x, &ec.y).map_err(|error| error.to_string())?
         }
-        other => Err(format!("unsupported key type {other:?}")),
-    }
+        (Algorithm::ES256, AlgorithmParameters::EllipticCurve(ec)) => {
+            return Err(format!("unsupported curve {:?}", ec.curve));
+        }
+        _ => return Err("key parameters do not match the key type".to_owned()),
+    };
+    Ok(Some((kid.to_string(), VerificationKey { algorithm, key })))
 }
 
 /// An RSA private key ready to sign RS256 tokens and to be published as a JWK.
@@ -145,8 +117,14 @@ pub(crate) struct RsaSigningKey {
 
 impl RsaSigningKey {
     pub(crate) fn generate() -> Self {
-        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), MIN_RSA_MODULUS_BITS)
-            .expect("generating a 2048-bit RSA key cannot fail with a working OS RNG");
+        Self::generate_with_bits(MIN_RSA_MODULUS_BITS)
+    }
+
+    /// A key of another size: tests use keys below [`MIN_RSA_MODULUS_BITS`] to check that
+    /// they are refused.
+    pub(crate) fn generate_with_bits(bits: usize) -> Self {
+        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits)
+            .expect("generating an RSA key cannot fail with a working OS RNG");
         Self::from_private(private)
     }
 

@@ -1,6 +1,6 @@
-//! Bearer-token authentication for the Task API: OIDC discovery, a kid-indexed JWKS cache,
-//! RS256/ES256 verification, a bounded cache of verified tokens, and a dev mode that signs
-//! its own tokens.
+//! Bearer-token authentication for the Task API: OIDC discovery and the JWKS through
+//! `openidconnect`, a kid-indexed key set, RS256/ES256 verification with `jsonwebtoken`, a
+//! bounded cache of verified tokens, and a dev mode that signs its own tokens.
 //!
 //! The hot path never touches the network: keys are loaded at startup and refetched only
 //! when a token names a key id that is not known yet, at most once per
@@ -470,8 +470,7 @@ impl Authenticator {
 }
 
 async fn connect(issuer_url: &str) -> Result<(Issuer, KeySet), FetchError> {
-    let issuer = Issuer::discover(issuer_url).await?;
-    let keys = issuer.fetch_keys().await?;
+    let (issuer, keys) = Issuer::connect(issuer_url).await?;
     if keys.is_empty() {
         return Err(FetchError::Transient(format!(
             "JWKS at {} holds no usable RS256/ES256 signing key with a kid",

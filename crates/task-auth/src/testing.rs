@@ -125,6 +125,11 @@ impl IssuerKey {
         &self.kid
     }
 
+    /// The public key as the JWK the issuer publishes for it.
+    pub fn jwk(&self) -> &Value {
+        &self.jwk
+    }
+
     /// RS256 for RSA keys, ES256 for P-256 keys.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
@@ -139,6 +144,11 @@ impl IssuerKey {
 struct IssuerState {
     url: String,
     published: RwLock<Vec<IssuerKey>>,
+    /// JWKS entries served as given, ahead of the published keys.
+    raw_jwks: RwLock<Vec<Value>>,
+    /// `issuer` and `jwks_uri` of the discovery document when not the issuer's own.
+    announced_issuer: RwLock<Option<String>>,
+    announced_jwks_uri: RwLock<Option<String>>,
     available: AtomicBool,
     jwks_fetches: AtomicUsize,
     discovery_fetches: AtomicUsize,
@@ -174,6 +184,9 @@ impl LocalIssuer {
         let state = Arc::new(IssuerState {
             url: format!("http://{address}"),
             published: RwLock::new(Vec::new()),
+            raw_jwks: RwLock::new(Vec::new()),
+            announced_issuer: RwLock::new(None),
+            announced_jwks_uri: RwLock::new(None),
             available: AtomicBool::new(true),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
@@ -284,6 +297,45 @@ impl LocalIssuer {
                 IssuerKey::rsa(self.fresh_kid("unpublished"), material)
             })
             .clone()
+    }
+
+    /// An RSA key of `bits` bits (e.g. 1024, too short to be trusted), neither published nor
+    /// current; publish it with [`LocalIssuer::publish_raw_jwk`] and sign with
+    /// [`TokenBuilder::sign_with`].
+    pub fn rsa_key_with_bits(&self, bits: usize) -> IssuerKey {
+        IssuerKey::rsa(
+            self.fresh_kid(&format!("rsa{bits}")),
+            RsaSigningKey::generate_with_bits(bits),
+        )
+    }
+
+    /// Serves `jwk` in the JWKS exactly as given, ahead of the published keys: keys of other
+    /// types, algorithms or sizes, or entries that are not keys at all.
+    pub fn publish_raw_jwk(&self, jwk: Value) {
+        self.state
+            .raw_jwks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(jwk);
+    }
+
+    /// Makes the discovery document name `issuer` instead of [`LocalIssuer::url`], as a
+    /// misconfigured or impersonating issuer would.
+    pub fn announce_issuer(&self, issuer: &str) {
+        *self
+            .state
+            .announced_issuer
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(issuer.to_owned());
+    }
+
+    /// Makes the discovery document point `jwks_uri` at `uri` instead of the issuer's own JWKS.
+    pub fn announce_jwks_uri(&self, uri: &str) {
+        *self
+            .state
+            .announced_jwks_uri
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(uri.to_owned());
     }
 
     /// While unavailable, every endpoint answers 503 (an issuer that is down or starting).
@@ -499,9 +551,21 @@ async fn discovery(State(state): State<Arc<IssuerState>>) -> Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     state.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    let announced = |field: &RwLock<Option<String>>| {
+        field
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    };
+    let issuer = announced(&state.announced_issuer).unwrap_or_else(|| state.url.clone());
+    let jwks_uri =
+        announced(&state.announced_jwks_uri).unwrap_or_else(|| format!("{}/jwks", state.url));
+    // The fields OpenID Connect Discovery 1.0 §3 requires, even those a resource server
+    // does not use.
     axum::Json(json!({
-        "issuer": state.url,
-        "jwks_uri": format!("{}/jwks", state.url),
+        "issuer": issuer,
+        "jwks_uri": jwks_uri,
+        "authorization_endpoint": format!("{}/authorize", state.url),
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
@@ -514,13 +578,19 @@ async fn jwks(State(state): State<Arc<IssuerState>>) -> Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    let keys: Vec<Value> = state
-        .published
+    let mut keys: Vec<Value> = state
+        .raw_jwks
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .iter()
-        .map(|key| key.jwk.clone())
-        .collect();
+        .clone();
+    keys.extend(
+        state
+            .published
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|key| key.jwk.clone()),
+    );
     axum::Json(json!({ "keys": keys })).into_response()
 }
 

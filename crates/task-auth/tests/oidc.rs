@@ -386,3 +386,143 @@ async fn a_cached_token_is_refused_once_its_exp_has_passed() {
         .unwrap_err();
     assert_eq!(error.reason(), "expired");
 }
+
+#[tokio::test]
+async fn a_discovery_document_naming_another_issuer_is_refused_at_once() {
+    let issuer = LocalIssuer::start().await;
+    // Another issuer altogether, and the configured one with a trailing slash: both differ
+    // from OIDC_ISSUER_URL as strings, which is what OIDC Discovery §4.3 compares.
+    for announced in [
+        "https://impostor.example".to_owned(),
+        format!("{}/", issuer.url()),
+    ] {
+        issuer.announce_issuer(&announced);
+        let started = Instant::now();
+        let error = Authenticator::oidc(issuer.settings()).await.unwrap_err();
+        let SetupError::Discovery { reason, .. } = &error else {
+            panic!("{announced}: unexpected {error}")
+        };
+        assert!(reason.contains(&announced), "{announced}: {reason}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{announced}: no retry for a permanent error"
+        );
+    }
+    assert_eq!(
+        issuer.jwks_fetch_count(),
+        0,
+        "no key is loaded from a document that names another issuer"
+    );
+}
+
+#[tokio::test]
+async fn unusable_keys_in_the_jwks_leave_the_good_keys_usable() {
+    let issuer = LocalIssuer::start().await;
+    let good = issuer.current_key();
+    let mut rs512 = good.jwk().clone();
+    rs512["kid"] = json!("rs512");
+    rs512["alg"] = json!("RS512");
+    let mut encryption = good.jwk().clone();
+    encryption["kid"] = json!("encryption");
+    encryption["use"] = json!("enc");
+    let mut without_kid = good.jwk().clone();
+    without_kid.as_object_mut().unwrap().remove("kid");
+    for exotic in [
+        json!({ "kty": "oct", "kid": "hmac", "k": "c2VjcmV0LXNoYXJlZC13aXRoLW5vLW9uZQ" }),
+        json!({ "kty": "OKP", "kid": "ed25519", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" }),
+        json!({ "kty": "EC", "kid": "p384", "crv": "P-384", "alg": "ES384", "x": "AAAA", "y": "AAAA" }),
+        json!({ "kty": "EC", "kid": "secp256k1", "crv": "secp256k1", "x": "AAAA", "y": "AAAA" }),
+        json!({ "kty": "future-key-type", "kid": "future" }),
+        json!({ "kty": "RSA", "kid": "broken", "n": 42, "e": true }),
+        json!("not a key at all"),
+        rs512,
+        encryption,
+        without_kid,
+    ] {
+        issuer.publish_raw_jwk(exotic);
+    }
+    let authenticator = Authenticator::oidc(issuer.settings())
+        .await
+        .expect("the good keys are enough to start");
+    for key in issuer.published_keys() {
+        let token = issuer.craft("alice").sign_with(key).build();
+        assert_eq!(
+            authenticate(&authenticator, &token).await.unwrap().0,
+            "alice"
+        );
+    }
+    // The good key's signature under a kid that names an unusable entry is not accepted.
+    for kid in ["rs512", "encryption", "broken", "future", "p384"] {
+        let token = issuer
+            .craft("mallory")
+            .sign_with(good.clone())
+            .kid(kid)
+            .build();
+        let error = authenticate(&authenticator, &token).await.unwrap_err();
+        assert_eq!(error.reason(), "unknown_key", "{kid}: {error}");
+    }
+    let hmac = issuer
+        .craft("mallory")
+        .hs256(b"secret-shared-with-no-one")
+        .kid("hmac")
+        .build();
+    assert_eq!(
+        authenticate(&authenticator, &hmac)
+            .await
+            .unwrap_err()
+            .reason(),
+        "algorithm"
+    );
+}
+
+#[tokio::test]
+async fn an_rsa_key_shorter_than_2048_bits_is_never_used() {
+    let issuer = LocalIssuer::start().await;
+    let weak = issuer.rsa_key_with_bits(1024);
+    issuer.publish_raw_jwk(weak.jwk().clone());
+    let authenticator = Authenticator::oidc(issuer.settings()).await.unwrap();
+    let token = issuer.craft("mallory").sign_with(weak).build();
+    let error = authenticate(&authenticator, &token).await.unwrap_err();
+    assert_eq!(error.reason(), "unknown_key", "{error}");
+    assert_eq!(
+        authenticate(&authenticator, &issuer.token("alice"))
+            .await
+            .unwrap()
+            .0,
+        "alice"
+    );
+}
+
+#[tokio::test]
+async fn a_jwks_uri_in_plain_http_towards_another_host_is_refused_at_once() {
+    let issuer = LocalIssuer::start().await;
+    issuer.announce_jwks_uri("http://keys.example.com/jwks");
+    let started = Instant::now();
+    let error = Authenticator::oidc(issuer.settings()).await.unwrap_err();
+    let SetupError::Discovery { reason, .. } = &error else {
+        panic!("unexpected {error}")
+    };
+    assert!(reason.contains("plain http"), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no retry for a permanent error"
+    );
+}
+
+#[tokio::test]
+async fn a_jwks_larger_than_the_size_limit_is_refused() {
+    let issuer = LocalIssuer::start().await;
+    issuer.publish_raw_jwk(json!({ "kty": "oct", "kid": "padding", "k": "A".repeat(600 * 1024) }));
+    let retry = StartupRetry {
+        deadline: Duration::from_millis(500),
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(100),
+    };
+    let error = Authenticator::oidc_with_retry(issuer.settings(), retry)
+        .await
+        .unwrap_err();
+    let SetupError::Discovery { reason, .. } = &error else {
+        panic!("unexpected {error}")
+    };
+    assert!(reason.contains("larger than"), "{reason}");
+}
