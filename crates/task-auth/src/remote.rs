@@ -41,7 +41,7 @@ pub(crate) enum HttpError {
     /// The URL breaks the https rule (e.g. a `jwks_uri` in plain http towards another host).
     #[error("{0}")]
     RefusedEndpoint(String),
-    #[error("GET {url}: {source}")]
+    #[error("GET {url}")]
     Request {
         url: String,
         #[source]
@@ -49,7 +49,7 @@ pub(crate) enum HttpError {
     },
     #[error("GET {url}: response larger than {MAX_DOCUMENT_BYTES} bytes")]
     TooLarge { url: String },
-    #[error("GET {url}: response headers are not valid HTTP: {source}")]
+    #[error("GET {url}: response headers are not valid HTTP")]
     InvalidResponse {
         url: String,
         #[source]
