@@ -1,5 +1,5 @@
 //! The ordering flow of every write, written once over [`TaskRows`]: one method per statement
-//! of [`crate::sql`], implemented by each backend. The flow decides what a statement that did
+//! of [`crate::statements`], implemented by [`crate::sea::SeaOrmRows`] for both backends. The flow decides what a statement that did
 //! not apply means (404, 409 or "write again") with the pure rules of `task_domain`.
 
 use std::time::Duration;
@@ -12,29 +12,29 @@ use task_domain::{
 
 use crate::{Created, Idempotency, Page, PoolStats, StoreError, TaskStore};
 
-/// The statements of [`crate::sql`] on one backend. Each method is one round trip.
+/// The statements of [`crate::statements`] on one connection. Each method is one round trip.
 #[async_trait]
 pub trait TaskRows: Send + Sync + 'static {
-    /// `INSERT_TASK`: the new row, or `None` when the idempotency key already exists.
+    /// `insert`: the new row, or `None` when the idempotency key already exists.
     async fn insert(
         &self,
         owner: &str,
         create: &ValidCreate,
         idempotency: Option<&Idempotency>,
     ) -> Result<Option<TaskState>, StoreError>;
-    /// `SELECT_BY_IDEMPOTENCY_KEY`: the row and the fingerprint of the request that created it.
+    /// `by_idempotency_key`: the row and the fingerprint of the request that created it.
     async fn by_idempotency_key(
         &self,
         owner: &str,
         key: &str,
     ) -> Result<Option<(TaskState, Option<String>)>, StoreError>;
-    /// `SELECT_LIVE_TASK`.
+    /// `live_task`.
     async fn live_task(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError>;
-    /// `SELECT_TASK_STATE` (tombstones included).
+    /// `task_state` (tombstones included).
     async fn task_state(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError>;
-    /// `LIST_LIVE_TASKS`.
+    /// `list`.
     async fn list(&self, owner: &str, page: Page) -> Result<Vec<TaskState>, StoreError>;
-    /// `UPDATE_TASK`: the merged row, or `None` when nothing applied.
+    /// `update`: the merged row, or `None` when nothing applied.
     async fn update(
         &self,
         owner: &str,
@@ -42,7 +42,7 @@ pub trait TaskRows: Send + Sync + 'static {
         patch: &TaskPatch,
         at: i64,
     ) -> Result<Option<TaskState>, StoreError>;
-    /// `DELETE_TASK`: whether the task was tombstoned.
+    /// `delete`: whether the task was tombstoned.
     async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError>;
     /// `SELECT 1` (the caller bounds how long it may take).
     async fn select_one(&self) -> Result<(), StoreError>;
