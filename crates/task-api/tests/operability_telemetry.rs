@@ -264,7 +264,10 @@ async fn spans_continue_the_callers_trace_and_logs_reach_loki() {
             .find(|span| span.span_id == ancestor.parent_span_id)
             .unwrap_or_else(|| panic!("{statement_span:#?} is not inside {request:#?}"));
     }
-    assert_eq!(statement_span.kind, 3, "not a client span: {statement_span:#?}");
+    assert_eq!(
+        statement_span.kind, 3,
+        "not a client span: {statement_span:#?}"
+    );
     let database_name = database
         .url()
         .rsplit('/')
@@ -289,9 +292,12 @@ async fn spans_continue_the_callers_trace_and_logs_reach_loki() {
         assert_eq!(attribute(key), Some(value), "{key} in {statement_span:#?}");
     }
     assert!(
-        statement_span.attributes.iter().all(|(key, value)| !key.starts_with("db.query")
-            && !key.starts_with("db.statement")
-            && value != task_api::DEV_SUBJECT),
+        statement_span
+            .attributes
+            .iter()
+            .all(|(key, value)| !key.starts_with("db.query")
+                && !key.starts_with("db.statement")
+                && value != task_api::DEV_SUBJECT),
         "statement or parameters exported: {statement_span:#?}"
     );
 

@@ -112,9 +112,9 @@ impl StoreError {
     /// This error as the [`DbErr`] sea-orm's proxy connection must return; [`From<DbErr>`]
     /// takes it out again unchanged, source included.
     pub(crate) fn into_db_err(self) -> DbErr {
-        DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::AnyDriverError(Box::new(
-            self,
-        ))))
+        DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::AnyDriverError(
+            Box::new(self),
+        )))
     }
 }
 

@@ -213,7 +213,10 @@ impl PipelinedPostgres {
     /// unreachable database fails at start-up), then the keepers open the others.
     /// `preload`: the statements each connection prepares as it opens (sent together: one
     /// round trip's wait for all of them).
-    pub async fn connect(settings: &StoreSettings, preload: Vec<String>) -> Result<Self, StoreError> {
+    pub async fn connect(
+        settings: &StoreSettings,
+        preload: Vec<String>,
+    ) -> Result<Self, StoreError> {
         let connections = settings.max_connections.max(1) as usize;
         let shared = Arc::new(Shared {
             url: settings.url.clone(),
@@ -379,10 +382,15 @@ impl PipelinedPostgres {
         };
         let lease = self.acquire(access).await?;
         let prepared = self.prepared(&lease, &statement.sql).await?;
-        let values = statement.values.as_ref().map_or(&[][..], |values| &values.0);
+        let values = statement
+            .values
+            .as_ref()
+            .map_or(&[][..], |values| &values.0);
         let binds: Vec<Bind<'_>> = values.iter().map(Bind).collect();
-        let params: Vec<&(dyn ToSql + Sync)> =
-            binds.iter().map(|bind| bind as &(dyn ToSql + Sync)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = binds
+            .iter()
+            .map(|bind| bind as &(dyn ToSql + Sync))
+            .collect();
         self.run(&lease, lease.connection.client.query(&prepared, &params))
             .await
     }

@@ -105,7 +105,11 @@ impl SeaOrmRows {
     ) -> Result<Vec<QueryResult>, StoreError> {
         // query_all hands the rows over; query_one would copy a proxy row.
         let span = operation.span(self.system, self.namespace.as_deref());
-        Ok(self.connection.query_all(statement).instrument(span).await?)
+        Ok(self
+            .connection
+            .query_all(statement)
+            .instrument(span)
+            .await?)
     }
 
     async fn one(
@@ -184,19 +188,23 @@ impl TaskRows for SeaOrmRows {
         idempotency: Option<&Idempotency>,
     ) -> Result<Option<TaskState>, StoreError> {
         let row = self
-            .one(Operation::Insert, self.statements.insert(), |param| match param {
-                Param::Owner => text(owner),
-                Param::Title => text(&create.title),
-                Param::Content => text(&create.content),
-                Param::DueDate => create.due_date.into(),
-                Param::Done => create.done.into(),
-                Param::At => create.timestamp.into(),
-                Param::IdempotencyKey => optional_text(idempotency.map(|i| i.key.as_str())),
-                Param::Fingerprint => {
-                    optional_text(idempotency.map(|i| i.fingerprint.as_str()))
-                }
-                other => unexpected(other),
-            })
+            .one(
+                Operation::Insert,
+                self.statements.insert(),
+                |param| match param {
+                    Param::Owner => text(owner),
+                    Param::Title => text(&create.title),
+                    Param::Content => text(&create.content),
+                    Param::DueDate => create.due_date.into(),
+                    Param::Done => create.done.into(),
+                    Param::At => create.timestamp.into(),
+                    Param::IdempotencyKey => optional_text(idempotency.map(|i| i.key.as_str())),
+                    Param::Fingerprint => {
+                        optional_text(idempotency.map(|i| i.fingerprint.as_str()))
+                    }
+                    other => unexpected(other),
+                },
+            )
             .await?;
         Ok(row.map(TaskState::from))
     }
@@ -243,12 +251,16 @@ impl TaskRows for SeaOrmRows {
 
     async fn list(&self, owner: &str, page: Page) -> Result<Vec<TaskState>, StoreError> {
         let rows = self
-            .rows(Operation::Select, self.statements.list(), |param| match param {
-                Param::Owner => text(owner),
-                Param::After => page.after.into(),
-                Param::Limit => i64::from(page.limit).into(),
-                other => unexpected(other),
-            })
+            .rows(
+                Operation::Select,
+                self.statements.list(),
+                |param| match param {
+                    Param::Owner => text(owner),
+                    Param::After => page.after.into(),
+                    Param::Limit => i64::from(page.limit).into(),
+                    other => unexpected(other),
+                },
+            )
             .await?;
         rows.iter()
             .map(|row| decode(row).map(TaskState::from))
@@ -287,10 +299,14 @@ impl TaskRows for SeaOrmRows {
 
     async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError> {
         let rows = self
-            .rows(Operation::Update, self.statements.delete(), |param| match param {
-                Param::At => at.into(),
-                other => by_id(other, id, owner),
-            })
+            .rows(
+                Operation::Update,
+                self.statements.delete(),
+                |param| match param {
+                    Param::At => at.into(),
+                    other => by_id(other, id, owner),
+                },
+            )
             .await?;
         Ok(!rows.is_empty())
     }

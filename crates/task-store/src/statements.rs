@@ -13,7 +13,9 @@ use sea_orm::sea_query::{
     Condition, Expr, InsertStatement, OnConflict, Query, SelectStatement, SimpleExpr,
     UpdateStatement,
 };
-use sea_orm::{DbBackend, EntityTrait, Iterable, QueryFilter, QueryTrait, Statement, Value, Values};
+use sea_orm::{
+    DbBackend, EntityTrait, Iterable, QueryFilter, QueryTrait, Statement, Value, Values,
+};
 use task_domain::FieldSet;
 
 use crate::entity::{Column, Entity as Tasks};
@@ -117,7 +119,9 @@ impl Template {
     pub fn statement(&self, value: impl Fn(Param) -> Value) -> Statement {
         Statement {
             sql: self.sql.clone(),
-            values: Some(Values(self.params.iter().map(|param| value(*param)).collect())),
+            values: Some(Values(
+                self.params.iter().map(|param| value(*param)).collect(),
+            )),
             db_backend: self.backend,
         }
     }
@@ -379,7 +383,11 @@ mod tests {
             title: true,
             ..FieldSet::default()
         });
-        assert!(title_only.sql().contains(r#""title" = (CASE"#), "{}", title_only.sql());
+        assert!(
+            title_only.sql().contains(r#""title" = (CASE"#),
+            "{}",
+            title_only.sql()
+        );
         for absent in ["content", "due_date", "done"] {
             assert!(
                 !title_only.sql().contains(&format!(r#"SET "{absent}""#))
@@ -407,7 +415,10 @@ mod tests {
             }
         }
         let insert = Statements::new(DbBackend::Postgres).insert().clone();
-        assert_eq!(insert.params().iter().filter(|p| **p == Param::At).count(), 5);
+        assert_eq!(
+            insert.params().iter().filter(|p| **p == Param::At).count(),
+            5
+        );
         assert!(insert.sql().contains("ON CONFLICT"), "{}", insert.sql());
     }
 }
