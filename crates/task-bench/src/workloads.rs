@@ -1,7 +1,9 @@
-//! The four workloads, as wrk modes and as pgbench scripts built from the service's own SQL
-//! (`task_store::sql`), so that the database side can never drift from what the service runs.
+//! The four workloads, as wrk modes and as pgbench scripts rendered from the service's own
+//! statement builders (`task_store::statements`, the PostgreSQL templates the service
+//! prepares), so that the database side can never drift from what the service runs.
 
-use task_store::sql;
+use task_domain::FieldSet;
+use task_store::statements::{Param, Statements, Template};
 
 use crate::error::BenchError;
 use crate::pgbench::{placeholder_count, sql_to_pgbench};
@@ -69,7 +71,27 @@ const PRELUDE: &str = "\\set n :n + 1\n\\set ts :base + :n * :clients + :client_
 /// the database side.
 const NULL: &str = "NULL";
 
-fn script(statement: &str, names: &[&str], extra_sets: &str) -> Result<String, BenchError> {
+/// The pgbench script of `template`: its placeholders become the variables `variable` names
+/// for each request value (or the literal `NULL`).
+fn script(
+    template: &Template,
+    variable: impl Fn(Param) -> Option<&'static str>,
+    extra_sets: &str,
+) -> Result<String, BenchError> {
+    let names = template
+        .params()
+        .iter()
+        .map(|param| {
+            variable(*param).ok_or_else(|| BenchError::Parse {
+                tool: "sql",
+                reason: format!(
+                    "the benchmark binds no variable for {param:?}: {}",
+                    template.sql()
+                ),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let statement = template.sql();
     let needed = placeholder_count(statement);
     if needed != names.len() {
         return Err(BenchError::Parse {
@@ -83,47 +105,62 @@ fn script(statement: &str, names: &[&str], extra_sets: &str) -> Result<String, B
     let mut text = String::from(PRELUDE);
     text.push_str(extra_sets);
     // pgbench accepts a literal where a variable name would go only through this indirection.
-    let mut converted = sql_to_pgbench(statement, names)?;
+    let mut converted = sql_to_pgbench(statement, &names)?;
     converted = converted.replace(&format!(":{NULL}"), NULL);
     text.push_str(&converted);
     text.push('\n');
     Ok(text)
 }
 
-/// `SELECT_LIVE_TASK`: $1 id, $2 owner.
+/// GET: the live task by `id` and `owner`.
 pub fn get_script() -> Result<String, BenchError> {
     script(
-        sql::SELECT_LIVE_TASK,
-        &["id", "owner"],
+        Statements::postgres().live_task(),
+        |param| match param {
+            Param::Id => Some("id"),
+            Param::Owner => Some("owner"),
+            _ => None,
+        },
         "\\set id random(:id_min, :id_max)\n",
     )
 }
 
-/// `INSERT_TASK` without an Idempotency-Key: $1 owner, $2 title, $3 content, $4 due_date,
-/// $5 done, $6 ts, $7/$8 NULL.
+/// POST without an Idempotency-Key (key and fingerprint NULL).
 pub fn post_script() -> Result<String, BenchError> {
     script(
-        sql::INSERT_TASK,
-        &[
-            "owner",
-            "title",
-            "content",
-            "due_date",
-            "done_false",
-            "ts",
-            NULL,
-            NULL,
-        ],
+        Statements::postgres().insert(),
+        |param| match param {
+            Param::Owner => Some("owner"),
+            Param::Title => Some("title"),
+            Param::Content => Some("content"),
+            Param::DueDate => Some("due_date"),
+            Param::Done => Some("done_false"),
+            Param::At => Some("ts"),
+            Param::IdempotencyKey | Param::Fingerprint => Some(NULL),
+            _ => None,
+        },
         "",
     )
 }
 
-/// `UPDATE_TASK` changing title and done: $1 id, $2 owner, $3 ts, $4 title, $5/$6 NULL,
-/// $7 done (alternating).
+/// PUT changing title and done (alternating), the statement the service runs for that
+/// field set.
 pub fn put_script() -> Result<String, BenchError> {
+    let fields = FieldSet {
+        title: true,
+        done: true,
+        ..FieldSet::default()
+    };
     script(
-        sql::UPDATE_TASK,
-        &["put_id", "owner", "ts", "title", NULL, NULL, "done"],
+        Statements::postgres().update(fields),
+        |param| match param {
+            Param::Id => Some("put_id"),
+            Param::Owner => Some("owner"),
+            Param::At => Some("ts"),
+            Param::Title => Some("title"),
+            Param::Done => Some("done"),
+            _ => None,
+        },
         "\\set put_id :id_min + :client_id * :slice + (:n % :slice)\n\\set done :n % 2\n",
     )
 }
@@ -160,12 +197,13 @@ mod tests {
     #[test]
     fn put_script_is_the_service_update_with_variables() {
         let text = put_script().unwrap();
-        assert!(text.contains("WHERE id = :put_id::bigint AND owner = :owner::text"));
         assert!(
-            text.contains("NULL::text IS NOT NULL"),
-            "content left out: {text}"
+            text.contains(r#""id" = :put_id AND "owner" = :owner"#),
+            "{text}"
         );
-        assert!(text.contains(":done::boolean"));
+        assert!(!text.contains(r#""content" ="#), "content left out: {text}");
+        assert!(text.contains(":done"), "{text}");
+        assert!(text.contains("RETURNING"), "{text}");
     }
 
     #[test]

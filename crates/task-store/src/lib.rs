@@ -1,17 +1,20 @@
 //! Storage of tasks: the narrow [`TaskStore`] interface the HTTP layer uses, and [`connect`],
-//! which returns it for a database URL: PostgreSQL through pipelined tokio-postgres
-//! connections ([`postgres`]), embedded SQLite through sea-orm ([`sea`]). Both run the same
-//! statements ([`sql`]) under the same ordering flow ([`rows`]).
+//! which returns it for a database URL. Both backends run through one sea-orm connection
+//! ([`sea`]): embedded SQLite on sea-orm's sqlx pool, PostgreSQL on sea-orm's proxy
+//! connection onto pipelined tokio-postgres connections ([`postgres`]). The table is one
+//! entity ([`entity`]), the statements are built from it by sea-query ([`statements`]), and
+//! the ordering flow is written once ([`rows`]).
 //!
 //! The ordering rules of `task_domain` are enforced by single conditional statements (see
-//! [`sql`]), never by read-modify-write in the application, so any number of replicas may
-//! write concurrently.
+//! [`statements`]), never by read-modify-write in the application, so any number of
+//! replicas may write concurrently.
 
+pub mod entity;
 pub mod postgres;
 pub mod postgres_url;
 pub mod rows;
 pub mod sea;
-pub mod sql;
+pub mod statements;
 
 pub use sea_orm::DbErr;
 pub use secrecy::{ExposeSecret, SecretString};
@@ -25,7 +28,6 @@ use async_trait::async_trait;
 use sea_orm::RuntimeErr;
 use task_domain::{Task, TaskPatch, ValidCreate};
 
-use crate::postgres::PipelinedPostgres;
 use crate::rows::OrderedStore;
 use crate::sea::SeaOrmRows;
 
@@ -106,9 +108,30 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+impl StoreError {
+    /// This error as the [`DbErr`] sea-orm's proxy connection must return; [`From<DbErr>`]
+    /// takes it out again unchanged, source included.
+    pub(crate) fn into_db_err(self) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::AnyDriverError(
+            Box::new(self),
+        )))
+    }
+}
+
 impl From<DbErr> for StoreError {
     fn from(error: DbErr) -> Self {
-        if is_unavailable(&error) {
+        let error = match error {
+            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::AnyDriverError(inner))) => {
+                match inner.downcast::<StoreError>() {
+                    Ok(carried) => return *carried,
+                    Err(other) => {
+                        DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::AnyDriverError(other)))
+                    }
+                }
+            }
+            other => other,
+        };
+        if is_unavailable_error(&error) {
             StoreError::unavailable_by("statement failed", error)
         } else {
             StoreError::database_by("statement failed", error)
@@ -116,38 +139,55 @@ impl From<DbErr> for StoreError {
     }
 }
 
-/// Errors that mean "the database is not reachable now" rather than "this query is wrong",
-/// by the error's type and code.
-fn is_unavailable(error: &DbErr) -> bool {
-    let runtime = match error {
-        DbErr::ConnectionAcquire(_) => return true,
-        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
-        _ => return false,
-    };
-    let RuntimeErr::SqlxError(sqlx_error) = runtime else {
-        return false;
-    };
-    match sqlx_error {
-        // A connection cut mid-message surfaces as a protocol error (unexpected EOF or a
-        // truncated frame) rather than an I/O error, depending on where the read stopped.
-        sqlx::Error::Io(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(database) => {
-            if let Some(sqlite) = database.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
-                sqlx::error::DatabaseError::code(sqlite)
-                    .is_some_and(|code| is_sqlite_unavailable_code(&code))
-            } else {
-                database
-                    .code()
-                    .is_some_and(|code| is_postgres_unavailable_code(&code))
+/// The store's one classifier, for both backends: whether an error means "the database is
+/// not reachable now" rather than "this statement is wrong", by the types and codes along
+/// its `source()` chain (sea-orm, sqlx on SQLite and in the migrator, tokio-postgres).
+pub(crate) fn is_unavailable_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(DbErr::ConnectionAcquire(_)) = error.downcast_ref::<DbErr>() {
+            return true;
+        }
+        if let Some(sqlx_error) = error.downcast_ref::<sqlx::Error>() {
+            match sqlx_error {
+                // A connection cut mid-message surfaces as a protocol error (unexpected EOF
+                // or a truncated frame) rather than an I/O error, depending on where the read
+                // stopped.
+                sqlx::Error::Io(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => return true,
+                sqlx::Error::Database(database) => {
+                    return if let Some(sqlite) =
+                        database.try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                    {
+                        sqlx::error::DatabaseError::code(sqlite)
+                            .is_some_and(|code| is_sqlite_unavailable_code(&code))
+                    } else {
+                        database
+                            .code()
+                            .is_some_and(|code| is_postgres_unavailable_code(&code))
+                    };
+                }
+                _ => {}
             }
         }
-        _ => false,
+        if let Some(postgres) = error.downcast_ref::<tokio_postgres::Error>() {
+            if postgres.is_closed() {
+                return true;
+            }
+            if let Some(code) = postgres.code() {
+                return is_postgres_unavailable_code(code.code());
+            }
+        }
+        if error.is::<std::io::Error>() || error.is::<rustls::Error>() {
+            return true;
+        }
+        current = error.source();
     }
+    false
 }
 
 /// SQLSTATEs that mean the server cannot take work now. 08: connection exception; 57P01-03:
@@ -297,17 +337,17 @@ impl StoreSettings {
 }
 
 /// The store for `settings.url`: `postgres://…` (or `postgresql://…`) connects pipelined
-/// tokio-postgres connections, anything else (`sqlite://…`) a sea-orm pool. The database must
+/// tokio-postgres connections behind sea-orm's proxy connection, anything else
+/// (`sqlite://…`) a sea-orm sqlx pool. The database must
 /// exist and be migrated ([`migrate`]).
 pub async fn connect(settings: &StoreSettings) -> Result<Arc<dyn TaskStore>, StoreError> {
     install_crypto_provider();
-    if is_postgres_url(settings.url.read()?.expose_secret()) {
-        Ok(Arc::new(OrderedStore(
-            PipelinedPostgres::connect(settings).await?,
-        )))
+    let rows = if is_postgres_url(settings.url.read()?.expose_secret()) {
+        SeaOrmRows::connect_postgres(settings).await?
     } else {
-        Ok(Arc::new(OrderedStore(SeaOrmRows::connect(settings).await?)))
-    }
+        SeaOrmRows::connect_sqlite(settings).await?
+    };
+    Ok(Arc::new(OrderedStore(rows)))
 }
 
 /// sqlx builds its TLS configuration on rustls' process-wide default provider, which rustls

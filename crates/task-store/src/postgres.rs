@@ -22,6 +22,7 @@
 //! writes wait at most the acquire timeout for a connection without a write. TCP keepalives
 //! and a TCP user timeout bound what the kernel waits for.
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -31,21 +32,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use rand::Rng;
+use sea_orm::{DbErr, ProxyDatabaseTrait, ProxyExecResult, ProxyRow, Value};
 use secrecy::ExposeSecret;
-use task_domain::{FieldStamps, TaskPatch, TaskState, ValidCreate};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::postgres_url::Target;
-use crate::rows::TaskRows;
-use crate::{
-    DatabaseUrl, Idempotency, Page, PoolStats, StoreError, StoreSettings, error_chain,
-    is_postgres_unavailable_code, sql,
-};
+use crate::{DatabaseUrl, PoolStats, StoreError, StoreSettings, error_chain, is_unavailable_error};
 
 /// Statements queued on one connection beyond which a read is refused (503) rather than
 /// queued: the pipeline then holds a bounded amount of work, whatever the request rate.
@@ -61,21 +58,12 @@ const KEEPALIVE_RETRIES: u32 = 3;
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-/// The hot-path statements, prepared once per connection.
-struct Prepared {
-    insert: Statement,
-    by_idempotency_key: Statement,
-    live_task: Statement,
-    task_state: Statement,
-    list: Statement,
-    update: Statement,
-    delete: Statement,
-}
-
 struct Connection {
     id: u64,
     client: Client,
-    prepared: Prepared,
+    /// Statements prepared on this connection, by SQL text: the store's own when it opens,
+    /// any other the first time it runs here.
+    prepared: Mutex<HashMap<String, Statement>>,
     /// The task that drives the socket: aborting it closes the connection at once and fails
     /// every statement still in flight on it.
     driver: AbortHandle,
@@ -211,6 +199,8 @@ struct Shared {
     write_freed: Notify,
     closed: AtomicBool,
     ids: AtomicU64,
+    /// The SQL every connection prepares when it opens.
+    preload: Box<[String]>,
 }
 
 pub struct PipelinedPostgres {
@@ -221,7 +211,12 @@ pub struct PipelinedPostgres {
 impl PipelinedPostgres {
     /// Opens the first connection (so that a wrong URL, a refused certificate or an
     /// unreachable database fails at start-up), then the keepers open the others.
-    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+    /// `preload`: the statements each connection prepares as it opens (sent together: one
+    /// round trip's wait for all of them).
+    pub async fn connect(
+        settings: &StoreSettings,
+        preload: Vec<String>,
+    ) -> Result<Self, StoreError> {
         let connections = settings.max_connections.max(1) as usize;
         let shared = Arc::new(Shared {
             url: settings.url.clone(),
@@ -234,6 +229,7 @@ impl PipelinedPostgres {
             write_freed: Notify::new(),
             closed: AtomicBool::new(false),
             ids: AtomicU64::new(0),
+            preload: preload.into(),
         });
         let first = shared.open(&shared.slots[0]).await?;
         shared.slots[0].install(first);
@@ -354,21 +350,95 @@ impl PipelinedPostgres {
         Err(error)
     }
 
-    async fn query_opt(
-        &self,
-        access: Access,
-        statement: impl Fn(&Prepared) -> &Statement,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, StoreError> {
-        let lease = self.acquire(access).await?;
+    /// The statement prepared on `lease`'s connection for `sql`, preparing it there first if
+    /// this connection has not seen it yet.
+    async fn prepared(&self, lease: &Lease<'_>, sql: &str) -> Result<Statement, StoreError> {
         let connection = &lease.connection;
-        self.run(
-            &lease,
-            connection
-                .client
-                .query_opt(statement(&connection.prepared), params),
-        )
-        .await
+        let known = connection
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sql)
+            .cloned();
+        if let Some(statement) = known {
+            return Ok(statement);
+        }
+        let statement = self.run(lease, connection.client.prepare(sql)).await?;
+        connection
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Runs one statement sea-orm built: a read (`SELECT`) is pipelined behind the
+    /// statements in flight, anything else is a write (see the module documentation).
+    async fn query(&self, statement: &sea_orm::Statement) -> Result<Vec<Row>, StoreError> {
+        let access = if statement.sql.starts_with("SELECT") {
+            Access::Read
+        } else {
+            Access::Write
+        };
+        let lease = self.acquire(access).await?;
+        let prepared = self.prepared(&lease, &statement.sql).await?;
+        let values = statement
+            .values
+            .as_ref()
+            .map_or(&[][..], |values| &values.0);
+        let binds: Vec<Bind<'_>> = values.iter().map(Bind).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = binds
+            .iter()
+            .map(|bind| bind as &(dyn ToSql + Sync))
+            .collect();
+        self.run(&lease, lease.connection.client.query(&prepared, &params))
+            .await
+    }
+
+    async fn select_one(&self) -> Result<(), StoreError> {
+        let lease = self.acquire(Access::Read).await?;
+        self.run(&lease, lease.connection.client.simple_query("SELECT 1"))
+            .await?;
+        Ok(())
+    }
+
+    /// The database name of the URL at start-up (the spans' `db.namespace`).
+    pub fn database_name(&self) -> Option<String> {
+        let url = self.shared.url.read().ok()?;
+        let target = Target::parse(url.expose_secret()).ok()?;
+        target.config.get_dbname().map(str::to_owned)
+    }
+
+    /// The connection sea-orm drives (`Database::connect_proxy`).
+    pub fn proxy(self: &Arc<Self>) -> PostgresProxy {
+        PostgresProxy(self.clone())
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        let mut stats = PoolStats {
+            open: 0,
+            busy: 0,
+            max: u32::try_from(self.shared.slots.len()).unwrap_or(u32::MAX),
+        };
+        for slot in &self.shared.slots {
+            if let Some(load) = slot.load() {
+                stats.open += 1;
+                if load != (0, 0) {
+                    stats.busy += 1;
+                }
+            }
+        }
+        stats
+    }
+
+    /// Stops the keepers (no reconnect after this) and closes every connection.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.stop_keepers();
+        for slot in &self.shared.slots {
+            slot.retire_current();
+        }
+        self.shared.write_freed.notify_waiters();
     }
 
     fn stop_keepers(&self) {
@@ -426,14 +496,14 @@ impl Shared {
             })
             .abort_handle();
             let aborts = AbortOnDrop(Some(driver));
-            let prepared = prepare(&client).await.map_err(|error| {
+            let prepared = prepare(&client, &self.preload).await.map_err(|error| {
                 StoreError::unavailable_by("cannot prepare the statements", error)
             })?;
             let jitter = rand::rng().random_range(0.9..=1.0);
             Ok(Connection {
                 id,
                 client,
-                prepared,
+                prepared: Mutex::new(prepared),
                 driver: aborts.disarm(),
                 renew_at: Instant::now() + self.max_lifetime.mul_f64(jitter),
             })
@@ -479,26 +549,14 @@ fn tune(config: &mut tokio_postgres::Config, connect_timeout: Duration) {
     }
 }
 
-async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
-    // Sent back to back: one round trip's wait for all seven.
-    let (insert, by_idempotency_key, live_task, task_state, list, update, delete) = tokio::try_join!(
-        client.prepare(sql::INSERT_TASK),
-        client.prepare(sql::SELECT_BY_IDEMPOTENCY_KEY),
-        client.prepare(sql::SELECT_LIVE_TASK),
-        client.prepare(sql::SELECT_TASK_STATE),
-        client.prepare(sql::LIST_LIVE_TASKS),
-        client.prepare(sql::UPDATE_TASK),
-        client.prepare(sql::DELETE_TASK),
-    )?;
-    Ok(Prepared {
-        insert,
-        by_idempotency_key,
-        live_task,
-        task_state,
-        list,
-        update,
-        delete,
-    })
+async fn prepare(
+    client: &Client,
+    preload: &[String],
+) -> Result<HashMap<String, Statement>, tokio_postgres::Error> {
+    // Sent back to back: one round trip's wait for all of them.
+    let prepared =
+        futures::future::try_join_all(preload.iter().map(|sql| client.prepare(sql))).await?;
+    Ok(preload.iter().cloned().zip(prepared).collect())
 }
 
 /// Checks that the server at `target` accepts a connection under the service's TLS rules
@@ -605,32 +663,14 @@ fn least_busy<K: Ord + Default>(
 }
 
 /// Whether a statement's failure means "the database is not usable now" (503) or "this
-/// statement is wrong" (500), by the error's type: a closed connection, a SQLSTATE of
-/// [`is_postgres_unavailable_code`], an I/O or TLS error underneath, or any failure
-/// without a SQLSTATE that left the connection closed.
+/// statement is wrong" (500): the store's one classifier ([`is_unavailable_error`]), and any
+/// failure without a SQLSTATE that left the connection closed.
 fn classify(error: tokio_postgres::Error, connection_closed: bool) -> StoreError {
-    if is_unavailable(&error) || (connection_closed && error.code().is_none()) {
+    if is_unavailable_error(&error) || (connection_closed && error.code().is_none()) {
         StoreError::unavailable_by("statement failed", error)
     } else {
         StoreError::database_by("statement failed", error)
     }
-}
-
-fn is_unavailable(error: &tokio_postgres::Error) -> bool {
-    if error.is_closed() {
-        return true;
-    }
-    if let Some(code) = error.code() {
-        return is_postgres_unavailable_code(code.code());
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if cause.is::<std::io::Error>() || cause.is::<rustls::Error>() {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -639,159 +679,113 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
-fn decode(row: &Row) -> Result<TaskState, StoreError> {
-    Ok(TaskState {
-        id: row.try_get(0)?,
-        title: row.try_get(1)?,
-        content: row.try_get(2)?,
-        due_date: row.try_get::<_, NaiveDate>(3)?,
-        done: row.try_get(4)?,
-        created_ts: row.try_get(5)?,
-        stamps: FieldStamps {
-            title: row.try_get(6)?,
-            content: row.try_get(7)?,
-            due_date: row.try_get(8)?,
-            done: row.try_get(9)?,
-        },
-        deleted_ts: row.try_get(10)?,
-    })
+/// A sea-query value as a tokio-postgres parameter. The server's type for the placeholder
+/// (inferred when the statement was prepared) is checked by the value's own `ToSql`.
+#[derive(Debug)]
+struct Bind<'a>(&'a Value);
+
+impl ToSql for Bind<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut tokio_postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.to_sql_checked(ty, out)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn to_sql_checked(
+        &self,
+        ty: &Type,
+        out: &mut tokio_postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            Value::Bool(value) => value.to_sql_checked(ty, out),
+            Value::BigInt(value) => value.to_sql_checked(ty, out),
+            Value::Int(value) => value.to_sql_checked(ty, out),
+            Value::String(value) => value.as_deref().map(String::as_str).to_sql_checked(ty, out),
+            Value::ChronoDate(value) => value.as_deref().to_sql_checked(ty, out),
+            other => Err(format!("no PostgreSQL binding for the value {other:?}").into()),
+        }
+    }
+}
+
+/// A row as sea-orm's proxy takes it: values by column name.
+fn proxy_row(row: &Row) -> Result<ProxyRow, StoreError> {
+    let decoding = |error| StoreError::database_by("cannot decode a row", error);
+    let mut values = BTreeMap::new();
+    for (index, column) in row.columns().iter().enumerate() {
+        let value = match *column.type_() {
+            Type::INT8 => Value::BigInt(row.try_get(index).map_err(decoding)?),
+            Type::INT4 => Value::Int(row.try_get(index).map_err(decoding)?),
+            Type::BOOL => Value::Bool(row.try_get(index).map_err(decoding)?),
+            Type::TEXT | Type::VARCHAR => Value::String(
+                row.try_get::<_, Option<String>>(index)
+                    .map_err(decoding)?
+                    .map(Box::new),
+            ),
+            Type::DATE => Value::ChronoDate(
+                row.try_get::<_, Option<NaiveDate>>(index)
+                    .map_err(decoding)?
+                    .map(Box::new),
+            ),
+            ref other => {
+                return Err(StoreError::database(format!(
+                    "column {} has the unsupported type {other}",
+                    column.name()
+                )));
+            }
+        };
+        values.insert(column.name().to_owned(), value);
+    }
+    Ok(ProxyRow::new(values))
+}
+
+/// sea-orm's connection onto the pipelined pool. Failures reach sea-orm as a [`DbErr`] that
+/// carries the [`StoreError`] (with its source) unchanged: see [`StoreError::into_db_err`].
+#[derive(Clone)]
+pub struct PostgresProxy(Arc<PipelinedPostgres>);
+
+impl std::fmt::Debug for PostgresProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresProxy")
+            .field("connections", &self.0.shared.slots.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait]
-impl TaskRows for PipelinedPostgres {
-    async fn insert(
-        &self,
-        owner: &str,
-        create: &ValidCreate,
-        idempotency: Option<&Idempotency>,
-    ) -> Result<Option<TaskState>, StoreError> {
-        let key = idempotency.map(|i| i.key.as_str());
-        let fingerprint = idempotency.map(|i| i.fingerprint.as_str());
-        let row = self
-            .query_opt(
-                Access::Write,
-                |p| &p.insert,
-                &[
-                    &owner,
-                    &create.title,
-                    &create.content,
-                    &create.due_date,
-                    &create.done,
-                    &create.timestamp,
-                    &key,
-                    &fingerprint,
-                ],
-            )
-            .await?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    async fn by_idempotency_key(
-        &self,
-        owner: &str,
-        key: &str,
-    ) -> Result<Option<(TaskState, Option<String>)>, StoreError> {
-        let row = self
-            .query_opt(Access::Read, |p| &p.by_idempotency_key, &[&owner, &key])
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let fingerprint: Option<String> = row.try_get(11)?;
-        Ok(Some((decode(&row)?, fingerprint)))
-    }
-
-    async fn live_task(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        let row = self
-            .query_opt(Access::Read, |p| &p.live_task, &[&id, &owner])
-            .await?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    async fn task_state(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        let row = self
-            .query_opt(Access::Read, |p| &p.task_state, &[&id, &owner])
-            .await?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    async fn list(&self, owner: &str, page: Page) -> Result<Vec<TaskState>, StoreError> {
-        let lease = self.acquire(Access::Read).await?;
-        let connection = &lease.connection;
-        let limit = i64::from(page.limit);
+impl ProxyDatabaseTrait for PostgresProxy {
+    async fn query(&self, statement: sea_orm::Statement) -> Result<Vec<ProxyRow>, DbErr> {
         let rows = self
-            .run(
-                &lease,
-                connection
-                    .client
-                    .query(&connection.prepared.list, &[&owner, &page.after, &limit]),
-            )
-            .await?;
-        rows.iter().map(decode).collect()
+            .0
+            .query(&statement)
+            .await
+            .map_err(StoreError::into_db_err)?;
+        rows.iter()
+            .map(proxy_row)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::into_db_err)
     }
 
-    async fn update(
-        &self,
-        owner: &str,
-        id: i64,
-        patch: &TaskPatch,
-        at: i64,
-    ) -> Result<Option<TaskState>, StoreError> {
-        let row = self
-            .query_opt(
-                Access::Write,
-                |p| &p.update,
-                &[
-                    &id,
-                    &owner,
-                    &at,
-                    &patch.title,
-                    &patch.content,
-                    &patch.due_date,
-                    &patch.done,
-                ],
-            )
-            .await?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError> {
-        let row = self
-            .query_opt(Access::Write, |p| &p.delete, &[&id, &owner, &at])
-            .await?;
-        Ok(row.is_some())
-    }
-
-    async fn select_one(&self) -> Result<(), StoreError> {
-        let lease = self.acquire(Access::Read).await?;
-        self.run(&lease, lease.connection.client.simple_query("SELECT 1"))
-            .await?;
-        Ok(())
-    }
-
-    fn pool_stats(&self) -> PoolStats {
-        let mut stats = PoolStats {
-            open: 0,
-            busy: 0,
-            max: u32::try_from(self.shared.slots.len()).unwrap_or(u32::MAX),
-        };
-        for slot in &self.shared.slots {
-            if let Some(load) = slot.load() {
-                stats.open += 1;
-                if load != (0, 0) {
-                    stats.busy += 1;
-                }
-            }
+    async fn execute(&self, statement: sea_orm::Statement) -> Result<ProxyExecResult, DbErr> {
+        if statement.values.is_none() && statement.sql == "SELECT 1" {
+            self.0.select_one().await.map_err(StoreError::into_db_err)?;
+            return Ok(ProxyExecResult::new(0, 0));
         }
-        stats
+        let rows = self
+            .0
+            .query(&statement)
+            .await
+            .map_err(StoreError::into_db_err)?;
+        Ok(ProxyExecResult::new(0, rows.len() as u64))
     }
 
-    /// Stops the keepers (no reconnect after this) and closes every connection.
-    async fn close(&self) {
-        self.shared.closed.store(true, Ordering::Release);
-        self.stop_keepers();
-        for slot in &self.shared.slots {
-            slot.retire_current();
-        }
-        self.shared.write_freed.notify_waiters();
+    async fn ping(&self) -> Result<(), DbErr> {
+        self.0.select_one().await.map_err(StoreError::into_db_err)
     }
 }
 

@@ -1,58 +1,45 @@
-//! [`TaskRows`] on a sea-orm (sqlx) connection pool: the embedded SQLite backend. Statements
-//! run through the sqlx pool underneath, which caches them as prepared statements per
-//! connection.
+//! [`TaskRows`] on one sea-orm [`DatabaseConnection`], the same code for both backends:
+//! embedded SQLite through sea-orm's sqlx pool, PostgreSQL through sea-orm's proxy
+//! connection onto the pipelined pool ([`crate::postgres`]). The statements are the
+//! templates of [`crate::statements`], the rows decode into the entity's [`Model`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, QueryResult,
-    Statement, Value,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    FromQueryResult, ProxyDatabaseTrait, QueryResult, Statement, Value,
 };
-use task_domain::{FieldStamps, TaskPatch, TaskState, ValidCreate};
+use task_domain::{TaskPatch, TaskState, ValidCreate};
+use tracing::Instrument;
 
+use crate::entity::Model;
+use crate::postgres::PipelinedPostgres;
 use crate::rows::TaskRows;
-use crate::{ExposeSecret, Idempotency, Page, PoolStats, StoreError, StoreSettings, sql};
+use crate::statements::{Param, Statements, Template};
+use crate::{ExposeSecret, Idempotency, Page, PoolStats, StoreError, StoreSettings};
 
-/// Statements in the dialect of the connected backend.
-#[derive(Debug)]
-struct Statements {
-    insert: String,
-    by_idempotency_key: String,
-    live_task: String,
-    task_state: String,
-    list: String,
-    update: String,
-    delete: String,
-}
-
-impl Statements {
-    fn for_backend(backend: DatabaseBackend) -> Self {
-        let dialect = |text: &str| match backend {
-            DatabaseBackend::Sqlite => sql::for_sqlite(text),
-            _ => text.to_owned(),
-        };
-        Self {
-            insert: dialect(sql::INSERT_TASK),
-            by_idempotency_key: dialect(sql::SELECT_BY_IDEMPOTENCY_KEY),
-            live_task: dialect(sql::SELECT_LIVE_TASK),
-            task_state: dialect(sql::SELECT_TASK_STATE),
-            list: dialect(sql::LIST_LIVE_TASKS),
-            update: dialect(sql::UPDATE_TASK),
-            delete: dialect(sql::DELETE_TASK),
-        }
-    }
+/// What the connection runs on, for what sea-orm does not abstract: pool gauges and close.
+enum Pool {
+    Sqlite,
+    Postgres(Arc<PipelinedPostgres>),
 }
 
 pub struct SeaOrmRows {
     connection: DatabaseConnection,
     statements: Statements,
+    pool: Pool,
+    /// `db.system` of the spans.
+    system: &'static str,
+    /// `db.namespace` of the spans: the database name (PostgreSQL).
+    namespace: Option<Arc<str>>,
 }
 
 impl SeaOrmRows {
-    /// Connects (the database must exist and be migrated).
-    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+    /// An embedded SQLite database through sea-orm's sqlx pool (it must exist and be
+    /// migrated).
+    pub async fn connect_sqlite(settings: &StoreSettings) -> Result<Self, StoreError> {
         let mut options = ConnectOptions::new(settings.url.read()?.expose_secret().to_owned());
         options
             .max_connections(settings.max_connections)
@@ -65,64 +52,131 @@ impl SeaOrmRows {
             .test_before_acquire(false)
             .sqlx_logging(false);
         let connection = Database::connect(options).await?;
-        if connection.get_database_backend() == DatabaseBackend::Sqlite {
-            // WAL lets readers proceed while one writer commits; the setting persists in the
-            // file. sqlx already waits up to 5 s on a locked database (busy_timeout).
-            connection
-                .execute_unprepared("PRAGMA journal_mode=WAL")
-                .await?;
-        }
-        let statements = Statements::for_backend(connection.get_database_backend());
+        // WAL lets readers proceed while one writer commits; the setting persists in the
+        // file. sqlx already waits up to 5 s on a locked database (busy_timeout).
+        connection
+            .execute_unprepared("PRAGMA journal_mode=WAL")
+            .await?;
         Ok(Self {
+            statements: Statements::new(connection.get_database_backend()),
             connection,
-            statements,
+            pool: Pool::Sqlite,
+            system: "sqlite",
+            namespace: None,
         })
     }
 
-    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(self.connection.get_database_backend(), sql, values)
+    /// PostgreSQL through the pipelined pool, which sea-orm's proxy connection drives.
+    pub async fn connect_postgres(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let statements = Statements::new(DatabaseBackend::Postgres);
+        let preload = statements
+            .all()
+            .map(|template| template.sql().to_owned())
+            .collect();
+        let pool = Arc::new(PipelinedPostgres::connect(settings, preload).await?);
+        let namespace = pool.database_name().map(Arc::from);
+        let proxy: Arc<Box<dyn ProxyDatabaseTrait>> = Arc::new(Box::new(pool.proxy()));
+        let connection = Database::connect_proxy(DatabaseBackend::Postgres, proxy).await?;
+        Ok(Self {
+            connection,
+            statements,
+            pool: Pool::Postgres(pool),
+            system: "postgresql",
+            namespace,
+        })
     }
 
-    async fn row(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>, StoreError> {
+    /// The rows `template` returns with the values of `value`, inside a database client
+    /// span named after the operation.
+    async fn rows(
+        &self,
+        operation: Operation,
+        template: &Template,
+        value: impl Fn(Param) -> Value,
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        let statement = template.statement(value);
+        self.query(operation, statement).await
+    }
+
+    async fn query(
+        &self,
+        operation: Operation,
+        statement: Statement,
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        // query_all hands the rows over; query_one would copy a proxy row.
+        let span = operation.span(self.system, self.namespace.as_deref());
         Ok(self
             .connection
-            .query_one(self.statement(sql, values))
+            .query_all(statement)
+            .instrument(span)
             .await?)
     }
 
-    async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<TaskState>, StoreError> {
-        let row = self.row(sql, values).await?;
-        row.as_ref().map(decode_state).transpose()
+    async fn one(
+        &self,
+        operation: Operation,
+        template: &Template,
+        value: impl Fn(Param) -> Value,
+    ) -> Result<Option<Model>, StoreError> {
+        let rows = self.rows(operation, template, value).await?;
+        rows.first().map(decode).transpose()
     }
 }
 
-fn sqlx_pool_stats<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolStats {
-    let open = pool.size();
-    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(open);
-    PoolStats {
-        open,
-        busy: open - idle,
-        max: pool.options().get_max_connections(),
+/// The one decoder of a task row, for both backends.
+fn decode(row: &QueryResult) -> Result<Model, StoreError> {
+    Ok(Model::from_query_result(row, "")?)
+}
+
+/// The operation of a statement, for the name and attributes of its span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Select,
+    Insert,
+    Update,
+}
+
+impl Operation {
+    /// A client span after OpenTelemetry's database conventions (`{operation} {table}`),
+    /// without the statement's parameters. A `tracing` span name is static, hence one
+    /// macro call per operation.
+    fn span(self, system: &'static str, namespace: Option<&str>) -> tracing::Span {
+        macro_rules! db_span {
+            ($name:literal, $operation:literal) => {
+                tracing::info_span!(
+                    $name,
+                    otel.kind = "client",
+                    db.system = system,
+                    db.system.name = system,
+                    db.operation = $operation,
+                    db.operation.name = $operation,
+                    db.collection.name = "tasks",
+                    db.namespace = namespace,
+                )
+            };
+        }
+        match self {
+            Operation::Select => db_span!("SELECT tasks", "SELECT"),
+            Operation::Insert => db_span!("INSERT tasks", "INSERT"),
+            Operation::Update => db_span!("UPDATE tasks", "UPDATE"),
+        }
     }
 }
 
-fn decode_state(row: &QueryResult) -> Result<TaskState, StoreError> {
-    let get_i64 = |column: &str| row.try_get::<i64>("", column);
-    Ok(TaskState {
-        id: get_i64("id")?,
-        title: row.try_get("", "title")?,
-        content: row.try_get("", "content")?,
-        due_date: row.try_get::<NaiveDate>("", "due_date")?,
-        done: row.try_get("", "done")?,
-        created_ts: get_i64("created_ts")?,
-        stamps: FieldStamps {
-            title: get_i64("title_ts")?,
-            content: get_i64("content_ts")?,
-            due_date: get_i64("due_date_ts")?,
-            done: get_i64("done_ts")?,
-        },
-        deleted_ts: row.try_get::<Option<i64>>("", "deleted_ts")?,
-    })
+fn text(text: &str) -> Value {
+    Value::String(Some(Box::new(text.to_owned())))
+}
+
+fn optional_text(text: Option<&str>) -> Value {
+    Value::String(text.map(|text| Box::new(text.to_owned())))
+}
+
+/// A request value that a statement did not ask for: a template and its caller disagree.
+fn unexpected(param: Param) -> Value {
+    if cfg!(debug_assertions) {
+        panic!("a statement asked for {param:?}, which its caller does not give");
+    }
+    Value::BigInt(None)
 }
 
 #[async_trait]
@@ -133,17 +187,26 @@ impl TaskRows for SeaOrmRows {
         create: &ValidCreate,
         idempotency: Option<&Idempotency>,
     ) -> Result<Option<TaskState>, StoreError> {
-        let values = vec![
-            owner.into(),
-            create.title.as_str().into(),
-            create.content.as_str().into(),
-            create.due_date.into(),
-            create.done.into(),
-            create.timestamp.into(),
-            idempotency.map(|i| i.key.clone()).into(),
-            idempotency.map(|i| i.fingerprint.clone()).into(),
-        ];
-        self.one(&self.statements.insert, values).await
+        let row = self
+            .one(
+                Operation::Insert,
+                self.statements.insert(),
+                |param| match param {
+                    Param::Owner => text(owner),
+                    Param::Title => text(&create.title),
+                    Param::Content => text(&create.content),
+                    Param::DueDate => create.due_date.into(),
+                    Param::Done => create.done.into(),
+                    Param::At => create.timestamp.into(),
+                    Param::IdempotencyKey => optional_text(idempotency.map(|i| i.key.as_str())),
+                    Param::Fingerprint => {
+                        optional_text(idempotency.map(|i| i.fingerprint.as_str()))
+                    }
+                    other => unexpected(other),
+                },
+            )
+            .await?;
+        Ok(row.map(TaskState::from))
     }
 
     async fn by_idempotency_key(
@@ -152,37 +215,56 @@ impl TaskRows for SeaOrmRows {
         key: &str,
     ) -> Result<Option<(TaskState, Option<String>)>, StoreError> {
         let row = self
-            .row(
-                &self.statements.by_idempotency_key,
-                vec![owner.into(), key.into()],
+            .one(
+                Operation::Select,
+                self.statements.by_idempotency_key(),
+                |param| match param {
+                    Param::Owner => text(owner),
+                    Param::IdempotencyKey => text(key),
+                    other => unexpected(other),
+                },
             )
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let fingerprint: Option<String> = row.try_get("", "request_fingerprint")?;
-        Ok(Some((decode_state(&row)?, fingerprint)))
+        Ok(row.map(|mut row| {
+            let fingerprint = row.request_fingerprint.take();
+            (TaskState::from(row), fingerprint)
+        }))
     }
 
     async fn live_task(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        self.one(&self.statements.live_task, vec![id.into(), owner.into()])
-            .await
+        let row = self
+            .one(Operation::Select, self.statements.live_task(), |param| {
+                by_id(param, id, owner)
+            })
+            .await?;
+        Ok(row.map(TaskState::from))
     }
 
     async fn task_state(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        self.one(&self.statements.task_state, vec![id.into(), owner.into()])
-            .await
+        let row = self
+            .one(Operation::Select, self.statements.task_state(), |param| {
+                by_id(param, id, owner)
+            })
+            .await?;
+        Ok(row.map(TaskState::from))
     }
 
     async fn list(&self, owner: &str, page: Page) -> Result<Vec<TaskState>, StoreError> {
-        let values = vec![
-            owner.into(),
-            page.after.into(),
-            i64::from(page.limit).into(),
-        ];
         let rows = self
-            .connection
-            .query_all(self.statement(&self.statements.list, values))
+            .rows(
+                Operation::Select,
+                self.statements.list(),
+                |param| match param {
+                    Param::Owner => text(owner),
+                    Param::After => page.after.into(),
+                    Param::Limit => i64::from(page.limit).into(),
+                    other => unexpected(other),
+                },
+            )
             .await?;
-        rows.iter().map(decode_state).collect()
+        rows.iter()
+            .map(|row| decode(row).map(TaskState::from))
+            .collect()
     }
 
     async fn update(
@@ -192,43 +274,83 @@ impl TaskRows for SeaOrmRows {
         patch: &TaskPatch,
         at: i64,
     ) -> Result<Option<TaskState>, StoreError> {
-        let values = vec![
-            id.into(),
-            owner.into(),
-            at.into(),
-            patch.title.clone().into(),
-            patch.content.clone().into(),
-            patch.due_date.into(),
-            patch.done.into(),
-        ];
-        self.one(&self.statements.update, values).await
+        let fields = patch.fields();
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let row = self
+            .one(
+                Operation::Update,
+                self.statements.update(fields),
+                |param| match param {
+                    Param::Id => id.into(),
+                    Param::Owner => text(owner),
+                    Param::At => at.into(),
+                    Param::Title => optional_text(patch.title.as_deref()),
+                    Param::Content => optional_text(patch.content.as_deref()),
+                    Param::DueDate => patch.due_date.into(),
+                    Param::Done => patch.done.into(),
+                    other => unexpected(other),
+                },
+            )
+            .await?;
+        Ok(row.map(TaskState::from))
     }
 
     async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError> {
-        let row = self
-            .row(
-                &self.statements.delete,
-                vec![id.into(), owner.into(), at.into()],
+        let rows = self
+            .rows(
+                Operation::Update,
+                self.statements.delete(),
+                |param| match param {
+                    Param::At => at.into(),
+                    other => by_id(other, id, owner),
+                },
             )
             .await?;
-        Ok(row.is_some())
+        Ok(!rows.is_empty())
     }
 
     async fn select_one(&self) -> Result<(), StoreError> {
-        self.connection.execute_unprepared("SELECT 1").await?;
+        let span = Operation::Select.span(self.system, self.namespace.as_deref());
+        self.connection
+            .execute_unprepared("SELECT 1")
+            .instrument(span)
+            .await?;
         Ok(())
     }
 
     fn pool_stats(&self) -> PoolStats {
-        match self.connection.get_database_backend() {
-            DatabaseBackend::Postgres => {
-                sqlx_pool_stats(self.connection.get_postgres_connection_pool())
-            }
-            _ => sqlx_pool_stats(self.connection.get_sqlite_connection_pool()),
+        match &self.pool {
+            Pool::Postgres(pool) => pool.pool_stats(),
+            Pool::Sqlite => sqlx_pool_stats(self.connection.get_sqlite_connection_pool()),
         }
     }
 
     async fn close(&self) {
-        self.connection.clone().close().await.ok();
+        match &self.pool {
+            Pool::Postgres(pool) => pool.close(),
+            Pool::Sqlite => {
+                self.connection.clone().close().await.ok();
+            }
+        }
+    }
+}
+
+fn by_id(param: Param, id: i64, owner: &str) -> Value {
+    match param {
+        Param::Id => id.into(),
+        Param::Owner => text(owner),
+        other => unexpected(other),
+    }
+}
+
+fn sqlx_pool_stats<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolStats {
+    let open = pool.size();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(open);
+    PoolStats {
+        open,
+        busy: open - idle,
+        max: pool.options().get_max_connections(),
     }
 }
