@@ -1,123 +1,88 @@
-//! The in-flight limit of the public listener: at most `max_in_flight` requests at once, the
-//! rest answered 429 at once.
+//! The in-flight limit of the public listener: at most `max` requests at once, the rest
+//! answered 429 at once.
 //!
 //! It never queues: a queued request would hold its connection until a client or proxy
 //! timeout and turn an overload into timeouts and 5xx upstream. A rejected request never
 //! reaches the handlers, so it has no side effect. It sits inside the correlation layer (the
 //! 429 is a problem document with the request's correlation id and `Retry-After`, see
 //! [`ApiError::Overloaded`]) and inside the metrics layer (429s are counted like any answer).
+//!
+//! Built from tower's layers: a [`GlobalConcurrencyLimitLayer`] (one semaphore for every
+//! route; the per-service `ConcurrencyLimitLayer` would give each route its own) is not
+//! ready while all permits are taken, [`LoadShedLayer`] turns "not ready" into an immediate
+//! `Overloaded` error instead of waiting, and axum's [`HandleErrorLayer`] answers that error.
+//! A permit is held by the request's future: an abandoned request (client gone) frees it.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::extract::Request;
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
-use task_observability::{Metrics, route_label};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower::{Layer, Service};
+use task_observability::Metrics;
+use tokio::sync::Semaphore;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::load_shed::error::Overloaded;
+use tower::{BoxError, ServiceBuilder};
 
 use crate::error::ApiError;
 
+/// The limit shared by every route of the public listener of one process.
 #[derive(Clone)]
-pub struct InFlightLimitLayer {
-    state: Arc<LimiterState>,
-}
-
-struct LimiterState {
+pub struct InFlightLimit {
     permits: Arc<Semaphore>,
-    metrics: Metrics,
+    max: usize,
 }
 
-impl InFlightLimitLayer {
-    /// `max_in_flight` must be at least 1 (configuration validates it).
-    pub fn new(max_in_flight: usize, metrics: Metrics) -> Self {
+impl InFlightLimit {
+    /// `max` must be at least 1 (configuration validates it).
+    pub fn new(max: usize) -> Self {
         Self {
-            state: Arc::new(LimiterState {
-                permits: Arc::new(Semaphore::new(max_in_flight)),
-                metrics,
-            }),
+            permits: Arc::new(Semaphore::new(max)),
+            max,
         }
     }
-}
 
-impl<S> Layer<S> for InFlightLimitLayer {
-    type Service = InFlightLimitService<S>;
+    /// Requests admitted and not yet answered (for `task_api_http_requests_in_flight`,
+    /// sampled at scrape time: nothing is counted per request beyond the semaphore itself).
+    pub fn in_flight(&self) -> usize {
+        self.max - self.permits.available_permits()
+    }
 
-    fn layer(&self, inner: S) -> Self::Service {
-        InFlightLimitService {
-            inner,
-            state: self.state.clone(),
-        }
+    /// Adds the limit to every route of `router`; rejections count in `metrics`.
+    pub fn apply(&self, router: Router, metrics: Metrics) -> Router {
+        router.layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |error: BoxError| {
+                    let metrics = metrics.clone();
+                    async move { rejection(&error, &metrics) }
+                }))
+                .layer(LoadShedLayer::new())
+                .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+                    self.permits.clone(),
+                )),
+        )
     }
 }
 
-#[derive(Clone)]
-pub struct InFlightLimitService<S> {
-    inner: S,
-    state: Arc<LimiterState>,
-}
-
-/// Holds a slot for the lifetime of one admitted request, also when the client disconnects
-/// and the request future is dropped half-way.
-struct Admission {
-    _permit: OwnedSemaphorePermit,
-    metrics: Metrics,
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        self.metrics.in_flight_gauge().dec();
+fn rejection(error: &BoxError, metrics: &Metrics) -> Response {
+    if error.is::<Overloaded>() {
+        metrics.record_rejection("overload");
+        // Debug only: under a flood a line per rejection would amplify the overload into
+        // the log pipeline; the access line (status 429, in the request span with its route
+        // and method) and the rejection counter tell.
+        tracing::debug!("request rejected: in-flight limit reached");
+        ApiError::Overloaded.into_response()
+    } else {
+        // The layers below are axum routes (infallible): nothing else reaches here.
+        ApiError::Internal(format!("in-flight limit: {error}")).into_response()
     }
 }
-
-impl<S> Service<Request> for InFlightLimitService<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let Ok(permit) = self.state.permits.clone().try_acquire_owned() else {
-            self.state.metrics.record_rejection("overload");
-            // Debug only: under a flood a line per rejection would amplify the overload into
-            // the log pipeline; the access line (status 429) and the rejection counter tell.
-            tracing::debug!(
-                route = route_label(&request),
-                method = %request.method(),
-                "request rejected: in-flight limit reached"
-            );
-            let response = ApiError::Overloaded.into_response();
-            return Box::pin(async move { Ok(response) });
-        };
-        self.state.metrics.in_flight_gauge().inc();
-        let admission = Admission {
-            _permit: permit,
-            metrics: self.state.metrics.clone(),
-        };
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let response = inner.call(request).await;
-            drop(admission);
-            response
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::Router;
     use axum::body::Body;
+    use axum::extract::Request;
     use axum::http::{StatusCode, header};
     use axum::routing::post;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -143,8 +108,8 @@ mod tests {
 
     /// A handler that waits for the gate, behind the limiter, the metrics and the
     /// correlation layer as the public router stacks them.
-    fn router(gate: Gate, metrics: Metrics, limit: usize) -> Router {
-        Router::new()
+    fn router(gate: Gate, metrics: Metrics, limit: &InFlightLimit) -> Router {
+        let routes = Router::new()
             .route(
                 "/tasks",
                 post(move || {
@@ -157,9 +122,12 @@ mod tests {
                     }
                 }),
             )
-            .layer(InFlightLimitLayer::new(limit, metrics.clone()))
-            .layer(HttpMetricsLayer::new(metrics))
-            .layer(axum::middleware::from_fn(crate::correlation::correlate))
+            .route("/tasks/{id}", axum::routing::get(|| async { "task" }));
+        crate::correlation::correlated(
+            limit
+                .apply(routes, metrics.clone())
+                .layer(HttpMetricsLayer::new(metrics)),
+        )
     }
 
     fn post_tasks(correlation_id: &str) -> Request {
@@ -179,21 +147,17 @@ mod tests {
         .expect("condition not reached within 5 s");
     }
 
-    fn in_flight(metrics: &Metrics) -> i64 {
-        metrics.in_flight_gauge().get()
-    }
-
     #[tokio::test]
     async fn requests_beyond_the_limit_are_rejected_without_reaching_the_handler() {
         let gate = Gate::default();
         let metrics = metrics();
-        let app = router(gate.clone(), metrics.clone(), 2);
+        let limit = InFlightLimit::new(2);
+        let app = router(gate.clone(), metrics.clone(), &limit);
 
         let held: Vec<_> = (0..2)
             .map(|i| tokio::spawn(app.clone().oneshot(post_tasks(&format!("held-{i}")))))
             .collect();
         wait_until(|| gate.entered.load(Ordering::SeqCst) == 2).await;
-        assert_eq!(in_flight(&metrics), 2);
 
         let rejected = app.clone().oneshot(post_tasks("third")).await.unwrap();
         assert_eq!(rejected.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -209,17 +173,29 @@ mod tests {
         assert_eq!(problem["correlation_id"], "third");
         assert_eq!(problem["status"], 429);
         assert_eq!(gate.entered.load(Ordering::SeqCst), 2, "handler ran");
+        // One limit for the whole listener, not one per route.
+        let other_route = app
+            .clone()
+            .oneshot(
+                axum::http::Request::get("/tasks/1")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(other_route.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limit.in_flight(), 2);
 
         gate.release.notify_waiters();
         for handle in held {
             assert_eq!(handle.await.unwrap().unwrap().status(), StatusCode::CREATED);
         }
         assert_eq!(gate.created.load(Ordering::SeqCst), 2);
-        assert_eq!(in_flight(&metrics), 0);
+        assert_eq!(limit.in_flight(), 0);
 
         let text = metrics.render().unwrap();
         for expected in [
-            "task_api_http_requests_rejected_total{reason=\"overload\"} 1",
+            "task_api_http_requests_rejected_total{reason=\"overload\"} 2",
             "task_api_http_requests_total{method=\"POST\",route=\"/tasks\",status=\"201\"} 2",
             "task_api_http_requests_total{method=\"POST\",route=\"/tasks\",status=\"429\"} 1",
         ] {
@@ -240,12 +216,13 @@ mod tests {
     async fn an_abandoned_request_frees_its_slot() {
         let gate = Gate::default();
         let metrics = metrics();
-        let app = router(gate.clone(), metrics.clone(), 1);
+        let limit = InFlightLimit::new(1);
+        let app = router(gate.clone(), metrics.clone(), &limit);
         let abandoned = tokio::spawn(app.clone().oneshot(post_tasks("gone")));
         wait_until(|| gate.entered.load(Ordering::SeqCst) == 1).await;
         abandoned.abort();
         let _ = abandoned.await;
-        assert_eq!(in_flight(&metrics), 0);
+        assert_eq!(limit.in_flight(), 0);
         let next = tokio::spawn(app.clone().oneshot(post_tasks("next")));
         wait_until(|| gate.entered.load(Ordering::SeqCst) == 2).await;
         gate.release.notify_waiters();

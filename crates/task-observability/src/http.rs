@@ -2,18 +2,20 @@
 //!
 //! Apply them with `Router::layer` (not around the finished router) so that they run after
 //! routing and can read the route template from axum's [`MatchedPath`]. Order, outermost
-//! first: correlation id (the request span) → [`HttpMetricsLayer`] → the service's own layers
+//! first: correlation id and the request span ([`request_span`], [`AccessLog`], used with
+//! tower-http's `TraceLayer`) → [`HttpMetricsLayer`] → the service's own layers
 //! (e.g. its in-flight limit) → handlers.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
+use tower_http::trace::OnResponse;
 use tracing::Span;
 
 use crate::metrics::Metrics;
@@ -113,24 +115,33 @@ where
                     .unwrap_or("unknown");
                 metrics.record_auth_failure(reason);
             }
-            // The request span (made by the outer correlation layer) is current here.
-            let span = Span::current();
-            span.record("status", status.as_u16());
-            if status.is_server_error() {
-                span.record("otel.status_code", "ERROR");
-            }
-            // The access log: one line per answered request, inside its span.
-            tracing::info!(
-                status = status.as_u16(),
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "request completed"
-            );
             Ok(response)
         })
     }
 }
 
-/// The span that every log line and trace of one request belongs to.
+/// The access log, as tower-http's `TraceLayer` calls it once the response head is ready
+/// (inside the request span): one line per answered request, and the span's `status`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessLog;
+
+impl<B> OnResponse<B> for AccessLog {
+    fn on_response(self, response: &axum::http::Response<B>, latency: Duration, span: &Span) {
+        let status = response.status();
+        span.record("status", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "request completed"
+        );
+    }
+}
+
+/// The span that every log line and trace of one request belongs to (tower-http's
+/// `TraceLayer` makes it with this, outside the service's other layers).
 ///
 /// Fields: `correlation_id`, `method`, `route` (template), `path` and, once answered,
 /// `status`. When trace export is enabled the span continues the caller's W3C trace
