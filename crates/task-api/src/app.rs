@@ -15,7 +15,7 @@ use task_auth::Authenticator;
 use task_store::TaskStore;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::correlation::correlate;
+use crate::correlation::correlated;
 use crate::error::ApiError;
 use crate::extract::Authenticated;
 use crate::openapi;
@@ -61,19 +61,20 @@ pub fn public_router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response));
     // Inside the correlation layer (429s carry the correlation id), outside every handler
     // (a rejected request has no effect).
-    instrument_public(router, &operability).layer(axum::middleware::from_fn(correlate))
+    correlated(instrument_public(router, &operability))
 }
 
 /// The admin listener: probes (and, added by the operability layer, /metrics).
 pub fn admin_router(state: AppState) -> Router {
-    Router::new()
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(operability::metrics))
-        .fallback(|| async { ApiError::NoRoute })
-        .with_state(state)
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn(correlate))
+    correlated(
+        Router::new()
+            .route("/livez", get(livez))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(operability::metrics))
+            .fallback(|| async { ApiError::NoRoute })
+            .with_state(state)
+            .layer(CatchPanicLayer::custom(panic_response)),
+    )
 }
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod load_shed;
 pub mod openapi;
 pub mod operability;
 pub mod routes;

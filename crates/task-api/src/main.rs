@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use task_api::config::{Config, HELP};
+use task_api::config::{Config, ConfigError};
 use task_api::{Application, DEV_SUBJECT};
 
 /// mimalloc's thread-local free lists make the many small, short-lived allocations of each
@@ -10,20 +10,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Some(argument) = std::env::args().nth(1) {
-        if argument == "--help" || argument == "-h" {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        eprintln!(
-            "task-api takes no arguments (got {argument:?}); it is configured by environment variables.\n\n{HELP}"
-        );
-        return ExitCode::from(2);
-    }
     let config = match Config::from_env() {
         Ok(config) => config,
+        // `--help` and `--version` (exit 0) as well as invalid values (exit 2, naming the
+        // variable): clap prints them.
+        Err(ConfigError::Parse(error)) => error.exit(),
         Err(error) => {
-            eprintln!("task-api: {error}\n\n{HELP}");
+            eprintln!("task-api: {error} (see task-api --help)");
             return ExitCode::from(2);
         }
     };

@@ -1,8 +1,8 @@
 //! Operability wiring of the service: telemetry settings from the configuration, the
 //! Prometheus `/metrics` endpoint of the admin listener, and the public router's metrics and
-//! in-flight limit layers. The building blocks live in `task-observability`.
+//! in-flight limit layers. Telemetry and metric building blocks live in `task-observability`, the
+//! limiter in `load_shed`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -10,13 +10,14 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use task_observability::{
-    BuildInfo, DbPoolStats, HttpMetricsLayer, InFlightLimitLayer, LogFormat as TelemetryFormat,
-    Metrics, TEXT_CONTENT_TYPE, TelemetryConfig,
+    BuildInfo, HttpMetricsLayer, LogFormat as TelemetryFormat, Metrics, TEXT_CONTENT_TYPE,
+    TelemetryConfig,
 };
 
 use crate::app::AppState;
 use crate::config::{Config, LogFormat};
-use crate::error::{ApiError, AuthFailure};
+use crate::error::AuthFailure;
+use crate::load_shed::InFlightLimit;
 
 /// `task_api_db_up` is measured at scrape time; a scrape must not wait on a database that
 /// does not answer.
@@ -26,7 +27,7 @@ pub const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Operability {
     pub metrics: Metrics,
-    pub max_inflight: usize,
+    pub in_flight: InFlightLimit,
 }
 
 impl Operability {
@@ -35,7 +36,7 @@ impl Operability {
             .expect("the metric families are statically valid and registered once");
         Self {
             metrics,
-            max_inflight,
+            in_flight: InFlightLimit::new(max_inflight),
         }
     }
 }
@@ -69,13 +70,9 @@ pub fn telemetry_config(config: &Config) -> TelemetryConfig {
 /// Adds request metrics and the in-flight limit to the public router. Call it before the
 /// correlation layer is added, so that 429s are problem documents with the correlation id.
 pub fn instrument_public(router: Router, operability: &Operability) -> Router {
-    let reject = Arc::new(|_: &axum::extract::Request| ApiError::Overloaded.into_response());
-    router
-        .layer(InFlightLimitLayer::new(
-            operability.max_inflight,
-            operability.metrics.clone(),
-            reject,
-        ))
+    operability
+        .in_flight
+        .apply(router, operability.metrics.clone())
         .layer(
             HttpMetricsLayer::new(operability.metrics.clone()).with_auth_failure_reason(
                 |response| response.extensions().get::<AuthFailure>().map(|f| f.0),
@@ -87,12 +84,11 @@ pub fn instrument_public(router: Router, operability: &Operability) -> Router {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let metrics = &state.operability.metrics;
     metrics.set_db_up(state.store.ping(DB_PROBE_TIMEOUT).await.is_ok());
-    let pool = state.store.pool_stats();
-    metrics.set_db_pool(DbPoolStats {
-        idle: pool.open - pool.busy,
-        in_use: pool.busy,
-        max: pool.max,
-    });
+    metrics.set_db_pool(state.store.pool_stats());
+    let in_flight = state.operability.in_flight.in_flight();
+    metrics
+        .in_flight_gauge()
+        .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
     match metrics.render() {
         Ok(text) => ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], text).into_response(),
         Err(error) => {

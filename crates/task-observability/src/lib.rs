@@ -5,8 +5,8 @@
 //!   and the guard that flushes it on shutdown.
 //! - [`metrics`]: the Prometheus registry with the service's metric families and their text
 //!   rendering for the admin `/metrics` endpoint.
-//! - [`http`]: tower layers for the public router: request metrics by route template, the
-//!   in-flight limiter that sheds load with 429 instead of queueing, and the request span.
+//! - [`http`]: request metrics by route template (a tower layer for the public router), the
+//!   request span and the access log line.
 //!
 //! Metric names and log fields are an interface: alert rules and dashboards in the Helm
 //! chart select on them, and `docs/operability.md` lists them.
@@ -15,9 +15,6 @@ pub mod http;
 pub mod metrics;
 pub mod telemetry;
 
-pub use http::{
-    AuthFailureReason, HttpMetricsLayer, InFlightLimitLayer, OverloadRejection, request_span,
-    route_label,
-};
-pub use metrics::{BuildInfo, DbPoolStats, Metrics, MetricsError, TEXT_CONTENT_TYPE};
+pub use http::{AccessLog, AuthFailureReason, HttpMetricsLayer, request_span, route_label};
+pub use metrics::{BuildInfo, Metrics, MetricsError, TEXT_CONTENT_TYPE};
 pub use telemetry::{LogFormat, TelemetryConfig, TelemetryError, TelemetryGuard, init_telemetry};

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use task_store::PoolStats;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -34,14 +35,6 @@ pub struct BuildInfo {
     pub version: String,
     /// The git commit the binary was built from, or `unknown` for local builds.
     pub git_sha: String,
-}
-
-/// A snapshot of the database connection pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DbPoolStats {
-    pub idle: u32,
-    pub in_use: u32,
-    pub max: u32,
 }
 
 /// The service's metric families. Clones share the same underlying series.
@@ -192,20 +185,23 @@ impl Metrics {
         self.inner.db_up.set(i64::from(up));
     }
 
-    pub fn set_db_pool(&self, stats: DbPoolStats) {
+    /// The store's own snapshot type: `idle` is the open connections without a statement in
+    /// flight, `in_use` the busy ones.
+    pub fn set_db_pool(&self, stats: PoolStats) {
         let families = &self.inner;
         families
             .db_pool_connections
             .with_label_values(&["idle"])
-            .set(i64::from(stats.idle));
+            .set(i64::from(stats.open.saturating_sub(stats.busy)));
         families
             .db_pool_connections
             .with_label_values(&["in_use"])
-            .set(i64::from(stats.in_use));
+            .set(i64::from(stats.busy));
         families.db_pool_max_connections.set(i64::from(stats.max));
     }
 
-    pub(crate) fn in_flight_gauge(&self) -> &IntGauge {
+    /// The in-flight gauge; the limiter that admits requests owns the count.
+    pub fn in_flight_gauge(&self) -> &IntGauge {
         &self.inner.http_requests_in_flight
     }
 
@@ -278,9 +274,9 @@ mod tests {
             before.contains("task_api_http_requests_rejected_total{reason=\"overload\"} 0"),
             "{before}"
         );
-        metrics.set_db_pool(DbPoolStats {
-            idle: 3,
-            in_use: 2,
+        metrics.set_db_pool(PoolStats {
+            open: 5,
+            busy: 2,
             max: 16,
         });
         metrics.set_db_up(true);

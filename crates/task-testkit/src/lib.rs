@@ -63,6 +63,26 @@ impl Backend {
     pub const ALL: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
 }
 
+/// Declares each `async fn name(backend: Backend)` of the calling module as two tests,
+/// `postgres::name` and `sqlite::name` (so that `-E 'test(sqlite::)'` selects one backend),
+/// each on a two-worker Tokio runtime. The calling crate needs `tokio` (with `macros` and
+/// `rt-multi-thread`) among its dev-dependencies.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Postgres).await }
+            )*
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Sqlite).await }
+            )*
+        }
+    };
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
     #[error("TEST_POSTGRES_URL is not a URL: {0}")]
