@@ -526,3 +526,40 @@ async fn a_jwks_larger_than_the_size_limit_is_refused() {
     };
     assert!(reason.contains("larger than"), "{reason}");
 }
+
+#[tokio::test]
+async fn an_issuer_that_accepts_connections_but_never_answers_times_out() {
+    // A real socket that completes the TCP handshake and then stays silent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer_url = format!("http://{}", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let retry = StartupRetry {
+        deadline: Duration::from_millis(500),
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(100),
+    };
+    let settings = task_auth::OidcSettings::new(&issuer_url, "task-api");
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        Authenticator::oidc_with_retry(settings, retry),
+    )
+    .await
+    .expect("the per-request timeout ends the attempt");
+    let error = outcome.unwrap_err();
+    let SetupError::Discovery { reason, .. } = &error else {
+        panic!("unexpected {error}")
+    };
+    assert!(reason.contains("timed out"), "{reason}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "the request waited for its timeout: {:?}",
+        started.elapsed()
+    );
+    silent.abort();
+}
