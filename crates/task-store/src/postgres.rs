@@ -22,7 +22,7 @@
 //! writes wait at most the acquire timeout for a connection without a write. TCP keepalives
 //! and a TCP user timeout bound what the kernel waits for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -61,9 +61,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 struct Connection {
     id: u64,
     client: Client,
-    /// Statements prepared on this connection, by SQL text: the store's own when it opens,
-    /// any other the first time it runs here.
-    prepared: Mutex<HashMap<String, Statement>>,
+    /// Statements prepared on this connection with their SQL text: the store's own when it
+    /// opens, any other the first time it runs here. A list, searched by comparing texts
+    /// (length first): for the store's couple of dozen statements that is cheaper than
+    /// hashing a statement's whole text on every request.
+    prepared: Mutex<Vec<(String, Statement)>>,
     /// The task that drives the socket: aborting it closes the connection at once and fails
     /// every statement still in flight on it.
     driver: AbortHandle,
@@ -358,8 +360,9 @@ impl PipelinedPostgres {
             .prepared
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(sql)
-            .cloned();
+            .iter()
+            .find(|(text, _)| text == sql)
+            .map(|(_, statement)| statement.clone());
         if let Some(statement) = known {
             return Ok(statement);
         }
@@ -368,7 +371,7 @@ impl PipelinedPostgres {
             .prepared
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(sql.to_owned(), statement.clone());
+            .push((sql.to_owned(), statement.clone()));
         Ok(statement)
     }
 
@@ -552,7 +555,7 @@ fn tune(config: &mut tokio_postgres::Config, connect_timeout: Duration) {
 async fn prepare(
     client: &Client,
     preload: &[String],
-) -> Result<HashMap<String, Statement>, tokio_postgres::Error> {
+) -> Result<Vec<(String, Statement)>, tokio_postgres::Error> {
     // Sent back to back: one round trip's wait for all of them.
     let prepared =
         futures::future::try_join_all(preload.iter().map(|sql| client.prepare(sql))).await?;
