@@ -15,7 +15,7 @@ use task_auth::Authenticator;
 use task_store::TaskStore;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::correlation::correlated;
+use crate::correlation::{correlated, correlated_without_access_log};
 use crate::error::ApiError;
 use crate::extract::Authenticated;
 use crate::openapi;
@@ -66,7 +66,7 @@ pub fn public_router(state: AppState) -> Router {
 
 /// The admin listener: probes (and, added by the operability layer, /metrics).
 pub fn admin_router(state: AppState) -> Router {
-    correlated(
+    correlated_without_access_log(
         Router::new()
             .route("/livez", get(livez))
             .route("/readyz", get(readyz))

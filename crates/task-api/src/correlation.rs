@@ -8,6 +8,7 @@
 //! marks the response with it, where [`finish_problems`] reads it for the problem body.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
@@ -15,7 +16,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{OnResponse, TraceLayer};
 use tracing::Span;
 
 use crate::error::finish_problem;
@@ -96,9 +97,22 @@ fn finish_problems(response: Response) -> Response {
     finish_problem(response, &correlation_id)
 }
 
-/// The outermost layers of both listeners, outermost first: the correlation id, the request
-/// span with the access log line, the problem bodies that carry the id, and its echo.
+/// The outermost layers of the public listener, outermost first: the correlation id, the
+/// request span with the access log line, the problem bodies that carry the id, and its echo.
 pub fn correlated(router: Router) -> Router {
+    with_correlation(router, task_observability::AccessLog)
+}
+
+/// The same for the admin listener, without the access log: probes and scrapes every few
+/// seconds would drown the API's lines (and never had one).
+pub fn correlated_without_access_log(router: Router) -> Router {
+    with_correlation(router, ())
+}
+
+fn with_correlation<L>(router: Router, access_log: L) -> Router
+where
+    L: OnResponse<Body> + Clone + Send + Sync + 'static,
+{
     router.layer(
         ServiceBuilder::new()
             .map_request(drop_unusable_correlation_id)
@@ -107,7 +121,7 @@ pub fn correlated(router: Router) -> Router {
                 TraceLayer::new_for_http()
                     .make_span_with(request_span as fn(&Request) -> Span)
                     .on_request(())
-                    .on_response(task_observability::AccessLog)
+                    .on_response(access_log)
                     .on_body_chunk(())
                     .on_eos(())
                     // 5xx are logged where they arise (`ApiError`) and marked in the span by

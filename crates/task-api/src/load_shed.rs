@@ -159,7 +159,17 @@ mod tests {
             .collect();
         wait_until(|| gate.entered.load(Ordering::SeqCst) == 2).await;
 
-        let rejected = app.clone().oneshot(post_tasks("third")).await.unwrap();
+        // An admitted request would wait at the gate: a rejection answers at once.
+        let answered_at_once = |request| {
+            let app = app.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(5), app.oneshot(request))
+                    .await
+                    .expect("answered at once, not admitted")
+                    .unwrap()
+            }
+        };
+        let rejected = answered_at_once(post_tasks("third")).await;
         assert_eq!(rejected.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(rejected.headers()[header::RETRY_AFTER], "1");
         assert_eq!(
@@ -174,15 +184,12 @@ mod tests {
         assert_eq!(problem["status"], 429);
         assert_eq!(gate.entered.load(Ordering::SeqCst), 2, "handler ran");
         // One limit for the whole listener, not one per route.
-        let other_route = app
-            .clone()
-            .oneshot(
-                axum::http::Request::get("/tasks/1")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let other_route = answered_at_once(
+            axum::http::Request::get("/tasks/1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
         assert_eq!(other_route.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(limit.in_flight(), 2);
 

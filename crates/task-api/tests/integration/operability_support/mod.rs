@@ -1,6 +1,6 @@
 //! Helpers shared by the `operability_*` suites: the real `task-api` binary with its stdout
 //! captured, and a throwaway PostgreSQL cluster that a test may stop and start again.
-// Each suite is its own crate and uses a different subset of these helpers.
+// `operability_telemetry` compiles its own copy of this module and uses a subset of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};

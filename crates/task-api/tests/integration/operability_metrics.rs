@@ -1,7 +1,7 @@
 //! The admin listener (`/livez`, `/readyz`, `/metrics`) and correlation ids, against a real
 //! PostgreSQL database.
 
-mod operability_support;
+use crate::operability_support;
 
 use operability_support::{parse_metrics, sample};
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! Log output of the real binary: JSON lines on stdout, each line of a request carrying its
 //! correlation id.
 
-mod operability_support;
+use crate::operability_support;
 
 use std::time::Duration;
 

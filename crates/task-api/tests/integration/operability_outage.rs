@@ -1,7 +1,7 @@
 //! Database outage for real: a PostgreSQL cluster of the test's own is stopped
 //! (`pg_ctl stop -m fast`) under a running replica and started again on the same port.
 
-mod operability_support;
+use crate::operability_support;
 
 use std::time::{Duration, Instant};
 

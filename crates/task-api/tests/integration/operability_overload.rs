@@ -2,7 +2,7 @@
 //! connections, answers only 2xx or 429 (never 5xx, never a timeout), and a rejected POST
 //! creates nothing.
 
-mod operability_support;
+use crate::operability_support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! SIGTERM: the real binary stops accepting work, finishes the requests in flight, exits 0.
 
-mod operability_support;
+use crate::operability_support;
 
 use std::time::Duration;
 
