@@ -225,22 +225,7 @@ async fn concurrent_duplicates_create_one_row(backend: Backend) {
     );
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(task_testkit::Backend::Postgres).await }
-            )*
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(task_testkit::Backend::Sqlite).await }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+task_testkit::on_both_backends!(
     ordering_rules_hold,
     listing_pages_live_tasks_of_one_owner,
     idempotency_keys_replay_and_conflict,
