@@ -73,13 +73,16 @@ fn drop_unusable_correlation_id(mut request: Request) -> Request {
     request
 }
 
+/// The text of a correlation id the request-id layers recorded (in the request's
+/// extensions, and in the response's once `PropagateRequestId` copied it there).
+fn id_text(id: Option<&RequestId>) -> &str {
+    id.and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default()
+}
+
 /// The request's correlation id, as the request-id layer recorded it.
 pub fn correlation_id<B>(request: &axum::http::Request<B>) -> &str {
-    request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or_default()
+    id_text(request.extensions().get())
 }
 
 fn request_span(request: &Request) -> Span {
@@ -88,13 +91,9 @@ fn request_span(request: &Request) -> Span {
 
 /// Renders the problem body of an error response with the id `PropagateRequestId` put on it.
 fn finish_problems(response: Response) -> Response {
-    let correlation_id = response
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    finish_problem(response, &correlation_id)
+    // The response is consumed below, so the id it carries is cloned out first.
+    let id = response.extensions().get::<RequestId>().cloned();
+    finish_problem(response, id_text(id.as_ref()))
 }
 
 /// The outermost layers of the public listener, outermost first: the correlation id, the
