@@ -775,10 +775,6 @@ impl ProxyDatabaseTrait for PostgresProxy {
     }
 
     async fn execute(&self, statement: sea_orm::Statement) -> Result<ProxyExecResult, DbErr> {
-        if statement.values.is_none() && statement.sql == "SELECT 1" {
-            self.0.select_one().await.map_err(StoreError::into_db_err)?;
-            return Ok(ProxyExecResult::new(0, 0));
-        }
         let rows = self
             .0
             .query(&statement)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    FromQueryResult, ProxyDatabaseTrait, QueryResult, Statement, Value,
+    FromQueryResult, ProxyDatabaseTrait, QueryResult, Value,
 };
 use task_domain::{TaskPatch, TaskState, ValidCreate};
 use tracing::Instrument;
@@ -94,20 +94,11 @@ impl SeaOrmRows {
         template: &Template,
         value: impl Fn(Param) -> Value,
     ) -> Result<Vec<QueryResult>, StoreError> {
-        let statement = template.statement(value);
-        self.query(operation, statement).await
-    }
-
-    async fn query(
-        &self,
-        operation: Operation,
-        statement: Statement,
-    ) -> Result<Vec<QueryResult>, StoreError> {
         // query_all hands the rows over; query_one would copy a proxy row.
         let span = operation.span(self.system, self.namespace.as_deref());
         Ok(self
             .connection
-            .query_all(statement)
+            .query_all(template.statement(value))
             .instrument(span)
             .await?)
     }
@@ -313,10 +304,18 @@ impl TaskRows for SeaOrmRows {
 
     async fn select_one(&self) -> Result<(), StoreError> {
         let span = Operation::Select.span(self.system, self.namespace.as_deref());
-        self.connection
-            .execute_unprepared("SELECT 1")
-            .instrument(span)
-            .await?;
+        match self.pool {
+            // sea-orm's ping reaches the proxy's, a `SELECT 1` on the pipelined pool.
+            Pool::Postgres(_) => self.connection.ping().instrument(span).await?,
+            // sqlx's SQLite ping only answers from the connection's worker thread, without
+            // touching the database file: run the statement instead.
+            Pool::Sqlite => {
+                self.connection
+                    .execute_unprepared("SELECT 1")
+                    .instrument(span)
+                    .await?;
+            }
+        }
         Ok(())
     }
 
