@@ -84,31 +84,18 @@ impl IssuerHttp {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let url = request.uri().to_string();
         parse_endpoint(&url, "issuer endpoint").map_err(HttpError::RefusedEndpoint)?;
-        let request = reqwest::Request::try_from(request).map_err(|source| HttpError::Request {
+        let failed = |source| HttpError::Request {
             url: url.clone(),
             source,
-        })?;
-        let mut response =
-            self.client
-                .execute(request)
-                .await
-                .map_err(|source| HttpError::Request {
-                    url: url.clone(),
-                    source,
-                })?;
+        };
+        let request = reqwest::Request::try_from(request).map_err(failed)?;
+        let mut response = self.client.execute(request).await.map_err(failed)?;
         let mut builder = openidconnect::http::Response::builder().status(response.status());
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|source| HttpError::Request {
-                url: url.clone(),
-                source,
-            })?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
                 return Err(HttpError::TooLarge { url });
             }
