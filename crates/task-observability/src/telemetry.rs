@@ -10,6 +10,7 @@
 //! thread, no OpenTelemetry layer in the subscriber, and no trace-context header parsing
 //! per request.
 
+use std::borrow::Cow;
 use std::io::BufWriter;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +22,7 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use task_store::DATABASE_SPAN_TARGET;
 use tracing::Subscriber;
 use tracing_appender::non_blocking::NonBlocking;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -164,11 +166,11 @@ pub fn continue_remote_trace(span: &tracing::Span, headers: &HeaderMap) {
 
 /// Installs the global `tracing` subscriber. Call once, from inside the Tokio runtime.
 pub fn init_telemetry(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
-    let filter =
-        EnvFilter::try_new(&config.log_level).map_err(|source| TelemetryError::LogLevel {
-            directives: config.log_level.clone(),
-            source,
-        })?;
+    let directives = filter_directives(&config.log_level, config.otlp_endpoint.is_some());
+    let filter = EnvFilter::try_new(&directives).map_err(|source| TelemetryError::LogLevel {
+        directives: config.log_level.clone(),
+        source,
+    })?;
 
     let (stdout, stdout_guard) =
         tracing_appender::non_blocking(BufWriter::with_capacity(STDOUT_BATCH, std::io::stdout()));
@@ -217,6 +219,18 @@ pub fn init_telemetry(config: &TelemetryConfig) -> Result<TelemetryGuard, Teleme
         tracer_provider,
         stdout: Some(stdout_guard),
     })
+}
+
+/// The filter directives: the configured ones, and the database client spans off unless
+/// traces are exported. No log line is written inside a database span, so only an exporter
+/// ever reads one, and recording them costs GET about a sixth of its throughput
+/// (docs/performance.md). Directives that name the spans' target themselves decide alone.
+fn filter_directives(log_level: &str, traces_exported: bool) -> Cow<'_, str> {
+    if traces_exported || log_level.contains(DATABASE_SPAN_TARGET) {
+        Cow::Borrowed(log_level)
+    } else {
+        Cow::Owned(format!("{log_level},{DATABASE_SPAN_TARGET}=off"))
+    }
 }
 
 type Base = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
@@ -276,6 +290,28 @@ mod tests {
         assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
         assert_eq!(" Pretty ".parse::<LogFormat>().unwrap(), LogFormat::Pretty);
         assert!("text".parse::<LogFormat>().is_err());
+    }
+
+    /// Whether an INFO database span and an INFO span of the service are recorded under the
+    /// filter `init_telemetry` builds from `log_level`.
+    fn recorded(log_level: &str, traces_exported: bool) -> (bool, bool) {
+        let filter = EnvFilter::try_new(filter_directives(log_level, traces_exported)).unwrap();
+        let subscriber = tracing_subscriber::registry().with(filter);
+        tracing::subscriber::with_default(subscriber, || {
+            let database = tracing::info_span!(target: DATABASE_SPAN_TARGET, "SELECT tasks");
+            let request = tracing::info_span!("request");
+            (!database.is_disabled(), !request.is_disabled())
+        })
+    }
+
+    #[test]
+    fn database_spans_are_recorded_only_when_traces_are_exported() {
+        assert_eq!(recorded("info", false), (false, true));
+        assert_eq!(recorded("info", true), (true, true));
+        assert_eq!(recorded("warn", true), (false, false));
+        // An operator who names the target decides, exported or not.
+        assert_eq!(recorded("warn,task_store::db=info", false), (true, false));
+        assert_eq!(recorded("info,task_store::db=off", true), (false, true));
     }
 
     #[test]

@@ -17,6 +17,11 @@ pub mod sea;
 pub mod statements;
 
 pub use sea_orm::DbErr;
+
+/// The `tracing` target of the database client spans (one per statement, decision 0106).
+/// They only feed trace export: the telemetry turns this target off when no trace is
+/// exported, because recording a span nobody reads costs a measurable share of a request.
+pub const DATABASE_SPAN_TARGET: &str = "task_store::db";
 pub use secrecy::{ExposeSecret, SecretString};
 
 use std::borrow::Cow;

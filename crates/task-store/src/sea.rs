@@ -1,7 +1,7 @@
 //! [`TaskRows`] on one sea-orm [`DatabaseConnection`], the same code for both backends:
 //! embedded SQLite through sea-orm's sqlx pool, PostgreSQL through sea-orm's proxy
 //! connection onto the pipelined pool ([`crate::postgres`]). The statements are the
-//! templates of [`crate::statements`], the rows decode into the entity's [`Model`].
+//! templates of [`crate::statements`], the rows decode into the entity's partial model [`StateRow`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,16 +9,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    FromQueryResult, ProxyDatabaseTrait, QueryResult, Value,
+    FromQueryResult, IdenStatic, ProxyDatabaseTrait, QueryResult, Value,
 };
 use task_domain::{TaskPatch, TaskState, ValidCreate};
 use tracing::Instrument;
 
-use crate::entity::Model;
+use crate::entity::{REQUEST_FINGERPRINT, StateRow};
 use crate::postgres::PipelinedPostgres;
 use crate::rows::TaskRows;
 use crate::statements::{Param, Statements, Template};
-use crate::{ExposeSecret, Idempotency, Page, PoolStats, StoreError, StoreSettings};
+use crate::{
+    DATABASE_SPAN_TARGET, ExposeSecret, Idempotency, Page, PoolStats, StoreError, StoreSettings,
+};
 
 /// What the connection runs on, for what sea-orm does not abstract: pool gauges and close.
 enum Pool {
@@ -108,15 +110,15 @@ impl SeaOrmRows {
         operation: Operation,
         template: &Template,
         value: impl Fn(Param) -> Value,
-    ) -> Result<Option<Model>, StoreError> {
+    ) -> Result<Option<TaskState>, StoreError> {
         let rows = self.rows(operation, template, value).await?;
         rows.first().map(decode).transpose()
     }
 }
 
 /// The one decoder of a task row, for both backends.
-fn decode(row: &QueryResult) -> Result<Model, StoreError> {
-    Ok(Model::from_query_result(row, "")?)
+fn decode(row: &QueryResult) -> Result<TaskState, StoreError> {
+    Ok(StateRow::from_query_result(row, "")?.into())
 }
 
 /// The operation of a statement, for the name and attributes of its span.
@@ -135,6 +137,7 @@ impl Operation {
         macro_rules! db_span {
             ($name:literal, $operation:literal) => {
                 tracing::info_span!(
+                    target: DATABASE_SPAN_TARGET,
                     $name,
                     otel.kind = "client",
                     db.system = system,
@@ -178,26 +181,22 @@ impl TaskRows for SeaOrmRows {
         create: &ValidCreate,
         idempotency: Option<&Idempotency>,
     ) -> Result<Option<TaskState>, StoreError> {
-        let row = self
-            .one(
-                Operation::Insert,
-                self.statements.insert(),
-                |param| match param {
-                    Param::Owner => text(owner),
-                    Param::Title => text(&create.title),
-                    Param::Content => text(&create.content),
-                    Param::DueDate => create.due_date.into(),
-                    Param::Done => create.done.into(),
-                    Param::At => create.timestamp.into(),
-                    Param::IdempotencyKey => optional_text(idempotency.map(|i| i.key.as_str())),
-                    Param::Fingerprint => {
-                        optional_text(idempotency.map(|i| i.fingerprint.as_str()))
-                    }
-                    other => unexpected(other),
-                },
-            )
-            .await?;
-        Ok(row.map(TaskState::from))
+        self.one(
+            Operation::Insert,
+            self.statements.insert(),
+            |param| match param {
+                Param::Owner => text(owner),
+                Param::Title => text(&create.title),
+                Param::Content => text(&create.content),
+                Param::DueDate => create.due_date.into(),
+                Param::Done => create.done.into(),
+                Param::At => create.timestamp.into(),
+                Param::IdempotencyKey => optional_text(idempotency.map(|i| i.key.as_str())),
+                Param::Fingerprint => optional_text(idempotency.map(|i| i.fingerprint.as_str())),
+                other => unexpected(other),
+            },
+        )
+        .await
     }
 
     async fn by_idempotency_key(
@@ -205,8 +204,8 @@ impl TaskRows for SeaOrmRows {
         owner: &str,
         key: &str,
     ) -> Result<Option<(TaskState, Option<String>)>, StoreError> {
-        let row = self
-            .one(
+        let rows = self
+            .rows(
                 Operation::Select,
                 self.statements.by_idempotency_key(),
                 |param| match param {
@@ -216,28 +215,26 @@ impl TaskRows for SeaOrmRows {
                 },
             )
             .await?;
-        Ok(row.map(|mut row| {
-            let fingerprint = row.request_fingerprint.take();
-            (TaskState::from(row), fingerprint)
-        }))
+        rows.first()
+            .map(|row| {
+                let fingerprint = row.try_get("", REQUEST_FINGERPRINT.as_str())?;
+                Ok((decode(row)?, fingerprint))
+            })
+            .transpose()
     }
 
     async fn live_task(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        let row = self
-            .one(Operation::Select, self.statements.live_task(), |param| {
-                by_id(param, id, owner)
-            })
-            .await?;
-        Ok(row.map(TaskState::from))
+        self.one(Operation::Select, self.statements.live_task(), |param| {
+            by_id(param, id, owner)
+        })
+        .await
     }
 
     async fn task_state(&self, owner: &str, id: i64) -> Result<Option<TaskState>, StoreError> {
-        let row = self
-            .one(Operation::Select, self.statements.task_state(), |param| {
-                by_id(param, id, owner)
-            })
-            .await?;
-        Ok(row.map(TaskState::from))
+        self.one(Operation::Select, self.statements.task_state(), |param| {
+            by_id(param, id, owner)
+        })
+        .await
     }
 
     async fn list(&self, owner: &str, page: Page) -> Result<Vec<TaskState>, StoreError> {
@@ -253,9 +250,7 @@ impl TaskRows for SeaOrmRows {
                 },
             )
             .await?;
-        rows.iter()
-            .map(|row| decode(row).map(TaskState::from))
-            .collect()
+        rows.iter().map(decode).collect()
     }
 
     async fn update(
@@ -269,23 +264,21 @@ impl TaskRows for SeaOrmRows {
         if fields.is_empty() {
             return Ok(None);
         }
-        let row = self
-            .one(
-                Operation::Update,
-                self.statements.update(fields),
-                |param| match param {
-                    Param::Id => id.into(),
-                    Param::Owner => text(owner),
-                    Param::At => at.into(),
-                    Param::Title => optional_text(patch.title.as_deref()),
-                    Param::Content => optional_text(patch.content.as_deref()),
-                    Param::DueDate => patch.due_date.into(),
-                    Param::Done => patch.done.into(),
-                    other => unexpected(other),
-                },
-            )
-            .await?;
-        Ok(row.map(TaskState::from))
+        self.one(
+            Operation::Update,
+            self.statements.update(fields),
+            |param| match param {
+                Param::Id => id.into(),
+                Param::Owner => text(owner),
+                Param::At => at.into(),
+                Param::Title => optional_text(patch.title.as_deref()),
+                Param::Content => optional_text(patch.content.as_deref()),
+                Param::DueDate => patch.due_date.into(),
+                Param::Done => patch.done.into(),
+                other => unexpected(other),
+            },
+        )
+        .await
     }
 
     async fn delete(&self, owner: &str, id: i64, at: i64) -> Result<bool, StoreError> {

@@ -14,11 +14,12 @@ use sea_orm::sea_query::{
     UpdateStatement,
 };
 use sea_orm::{
-    DbBackend, EntityTrait, Iterable, QueryFilter, QueryTrait, Statement, Value, Values,
+    DbBackend, EntityTrait, PartialModelTrait, QueryFilter, QuerySelect, QueryTrait, Select,
+    Statement, Value, Values,
 };
 use task_domain::FieldSet;
 
-use crate::entity::{Column, Entity as Tasks};
+use crate::entity::{Column, Entity as Tasks, REQUEST_FINGERPRINT, StateRow, state_columns};
 
 /// A value a statement takes from the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -173,20 +174,21 @@ impl Statements {
         Self {
             insert: template(backend.build(&insert())),
             by_idempotency_key: template(
-                Tasks::find()
+                find_states()
+                    .column(REQUEST_FINGERPRINT)
                     .filter(Expr::col(Column::Owner).eq(expr(Param::Owner)))
                     .filter(Expr::col(Column::IdempotencyKey).eq(expr(Param::IdempotencyKey)))
                     .build(backend),
             ),
             live_task: template(
-                Tasks::find()
+                find_states()
                     .filter(Expr::col(Column::Id).eq(expr(Param::Id)))
                     .filter(Expr::col(Column::Owner).eq(expr(Param::Owner)))
                     .filter(Expr::col(Column::DeletedTs).is_null())
                     .build(backend),
             ),
             task_state: template(
-                Tasks::find()
+                find_states()
                     .filter(Expr::col(Column::Id).eq(expr(Param::Id)))
                     .filter(Expr::col(Column::Owner).eq(expr(Param::Owner)))
                     .build(backend),
@@ -252,8 +254,9 @@ impl Statements {
     }
 }
 
-fn every_column() -> impl Iterator<Item = Column> {
-    Column::iter()
+/// A `SELECT` of the [`StateRow`] columns of tasks.
+fn find_states() -> Select<Tasks> {
+    StateRow::select_cols(Tasks::find().select_only())
 }
 
 fn insert() -> InsertStatement {
@@ -293,13 +296,13 @@ fn insert() -> InsertStatement {
                 .do_nothing()
                 .to_owned(),
         )
-        .returning(Query::returning().columns(every_column()))
+        .returning(Query::returning().columns(state_columns()))
         .to_owned()
 }
 
 fn list() -> SelectStatement {
     Query::select()
-        .columns(every_column())
+        .columns(state_columns())
         .from(Tasks)
         .and_where(Expr::col(Column::Owner).eq(expr(Param::Owner)))
         .and_where(Expr::col(Column::DeletedTs).is_null())
@@ -351,7 +354,7 @@ fn update(index: usize) -> UpdateStatement {
                 .add(Expr::col(Column::CreatedTs).lt(expr(Param::At)))
                 .add(any_newer),
         )
-        .returning(Query::returning().columns(every_column()))
+        .returning(Query::returning().columns(state_columns()))
         .to_owned()
 }
 
