@@ -253,6 +253,15 @@ async fn spans_continue_the_callers_trace_and_logs_reach_loki() {
         .iter()
         .find(|span| span.name == "GET /tasks")
         .unwrap_or_else(|| panic!("no request span in {exported:#?}"));
+    // The answer's status is recorded on the exported request span (the log lines carry it
+    // in the access line only).
+    assert!(
+        request
+            .attributes
+            .iter()
+            .any(|(key, value)| key == "status" && value == "200"),
+        "no status on the request span: {request:#?}"
+    );
     let statement_span = exported
         .iter()
         .find(|span| span.name == "SELECT tasks")
