@@ -13,7 +13,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 GITHUB = REPO / ".github"
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.y*ml"))
-SCRIPTS = sorted((GITHUB / "scripts").glob("*.sh"))
+# The workflows' scripts and the workspace's own (benchmark helpers).
+SCRIPTS = sorted((GITHUB / "scripts").glob("*.sh")) + sorted(REPO.glob("crates/*/scripts/*.sh"))
 
 
 def tool(name: str) -> str:
