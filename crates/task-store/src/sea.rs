@@ -1,7 +1,8 @@
 //! [`TaskRows`] on one sea-orm [`DatabaseConnection`], the same code for both backends:
 //! embedded SQLite through sea-orm's sqlx pool, PostgreSQL through sea-orm's proxy
 //! connection onto the pipelined pool ([`crate::postgres`]). The statements are the
-//! templates of [`crate::statements`], the rows decode into the entity's partial model [`StateRow`].
+//! templates of [`crate::statements`], the rows decode into the entity's partial model
+//! [`StateRow`].
 
 use std::sync::Arc;
 use std::time::Duration;
