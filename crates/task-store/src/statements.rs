@@ -10,12 +10,11 @@
 //! PostgreSQL, are what the benchmark runs with pgbench (`task-bench`).
 
 use sea_orm::sea_query::{
-    Condition, Expr, InsertStatement, OnConflict, Query, SelectStatement, SimpleExpr,
-    UpdateStatement,
+    Condition, Expr, InsertStatement, OnConflict, Query, SimpleExpr, UpdateStatement,
 };
 use sea_orm::{
-    DbBackend, EntityTrait, PartialModelTrait, QueryFilter, QuerySelect, QueryTrait, Select,
-    Statement, Value, Values,
+    DbBackend, EntityTrait, PartialModelTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Select, Statement, Value, Values,
 };
 use task_domain::FieldSet;
 
@@ -193,7 +192,7 @@ impl Statements {
                     .filter(Expr::col(Column::Owner).eq(expr(Param::Owner)))
                     .build(backend),
             ),
-            list: template(backend.build(&list())),
+            list: template(list().build(backend)),
             update: (1..16)
                 .map(|index| template(backend.build(&update(index))))
                 .collect(),
@@ -300,16 +299,13 @@ fn insert() -> InsertStatement {
         .to_owned()
 }
 
-fn list() -> SelectStatement {
-    Query::select()
-        .columns(state_columns())
-        .from(Tasks)
-        .and_where(Expr::col(Column::Owner).eq(expr(Param::Owner)))
-        .and_where(Expr::col(Column::DeletedTs).is_null())
-        .and_where(Expr::col(Column::Id).gt(expr(Param::After)))
-        .order_by(Column::Id, sea_orm::sea_query::Order::Asc)
+fn list() -> Select<Tasks> {
+    find_states()
+        .filter(Expr::col(Column::Owner).eq(expr(Param::Owner)))
+        .filter(Expr::col(Column::DeletedTs).is_null())
+        .filter(Expr::col(Column::Id).gt(expr(Param::After)))
+        .order_by_asc(Column::Id)
         .limit(Param::Limit.marker())
-        .to_owned()
 }
 
 /// The ordering rules of a PUT as one atomic conditional statement, for the fields selected
