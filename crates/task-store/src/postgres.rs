@@ -1,29 +1,42 @@
-//! [`TaskRows`] on PostgreSQL through tokio-postgres, with requests pipelined.
+//! [`TaskRows`] on PostgreSQL through tokio-postgres, with requests pipelined and concurrent
+//! writes committed together.
 //!
-//! A small, fixed set of connections is shared by all requests. A read goes to the connection
-//! with the fewest writes in flight, then the fewest reads (a statement behind a write waits
-//! for that commit's WAL flush), and is written behind the statements already in flight there
-//! without waiting for them. A write takes a connection that has no other write in flight,
-//! waiting in line for one if need be: each commit then waits for one WAL flush, never for a
-//! queue of them on an unlucky connection, and the connections' commits still share flushes.
-//! Pipelining is what the extended protocol allows: each statement keeps its own Sync, so
-//! each commits or fails on its own. A backend then
-//! finds its next statement already in its socket buffer instead of sleeping between
-//! statements, which is what makes the database do several times more work per CPU second
-//! than one-statement-per-connection pools (docs/performance.md).
+//! A small, fixed set of connections is shared by all requests, split by what they carry:
+//! a quarter of them (at least one) take reads, the others writes; a pool of one connection
+//! uses it for both.
+//!
+//! - **Reads** go to the read connection with the fewest statements in flight and are written
+//!   behind the statements already in flight there without waiting for them. Few connections
+//!   with deep pipelines are what make the database cheapest per statement: a backend finds
+//!   its next statement already in its socket buffer instead of sleeping between statements
+//!   (64 concurrent GETs: API/DB 48 % over 16 mixed connections, 74 % over 4;
+//!   docs/performance.md). With every read connection down, reads use the write connections.
+//! - **Writes** wait in one queue. Each write connection has a writer that takes the first
+//!   write in the queue and, behind it, whatever else is waiting (at most
+//!   [`MAX_WRITES_PER_TRANSACTION`]), and sends them as one pipelined transaction
+//!   (`BEGIN`, the statements, `COMMIT`): one round trip, one commit, one WAL flush for all of
+//!   them. Every write is answered only once that commit is durable. A statement that fails
+//!   rolls the transaction back, and then each of its writes runs again on its own (still
+//!   pipelined, each its own commit), so a failing write fails only its own request. A write
+//!   that finds the queue empty runs alone at once: batching costs no latency when there is
+//!   nothing to batch. The statements are single-row and conditional (ordering by
+//!   per-field timestamps, idempotency by `ON CONFLICT`), so running several in one
+//!   transaction gives each the outcome it would have on its own.
 //!
 //! Every connection has a keeper task that opens it, replaces it when it breaks (with
 //! exponential backoff and jitter, in the background: a request never waits for a connect)
 //! and renews it when it reaches its lifetime (the new one opens before the old one is let
 //! go). Requests go only to open connections; with none open they fail at once with
-//! [`StoreError::Unavailable`]. Every statement has a deadline: a statement that does not
-//! answer in time (a silent network, a stuck server) fails, and its connection is dropped
-//! and replaced. Reads queue at most [`MAX_READS_PER_CONNECTION`] deep per connection,
-//! writes wait at most the acquire timeout for a connection without a write. TCP keepalives
-//! and a TCP user timeout bound what the kernel waits for.
+//! [`StoreError::Unavailable`]. Every statement (and every transaction of writes) has a
+//! deadline: one that does not answer in time (a silent network, a stuck server) fails, and
+//! its connection is dropped and replaced. Reads queue at most [`MAX_READS_PER_CONNECTION`]
+//! deep per connection, writes at most [`MAX_QUEUED_WRITES_PER_CONNECTION`] per write
+//! connection and for at most the acquire timeout. TCP keepalives and a TCP user timeout
+//! bound what the kernel waits for.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::ops::Range;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,10 +44,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use futures::future::{join_all, join3};
 use rand::Rng;
 use sea_orm::{DbErr, ProxyDatabaseTrait, ProxyExecResult, ProxyRow, Value};
 use secrecy::ExposeSecret;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_postgres::types::{IsNull, ToSql, Type};
@@ -47,6 +61,11 @@ use crate::{DatabaseUrl, PoolStats, StoreError, StoreSettings, error_chain, is_u
 /// Statements queued on one connection beyond which a read is refused (503) rather than
 /// queued: the pipeline then holds a bounded amount of work, whatever the request rate.
 pub const MAX_READS_PER_CONNECTION: usize = 256;
+/// Writes committed in one transaction at most: enough to take what 64 concurrent clients
+/// leave queued behind a dozen writers, small enough that a transaction holds few row locks.
+pub const MAX_WRITES_PER_TRANSACTION: usize = 16;
+/// Writes waiting for a writer, per write connection, beyond which a write is refused (503).
+pub const MAX_QUEUED_WRITES_PER_CONNECTION: usize = 256;
 /// The kernel gives up on a connection whose sent data stays unacknowledged this long.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections are probed after this long, then every [`KEEPALIVE_INTERVAL`], and
@@ -81,16 +100,11 @@ struct Slot {
     open: AtomicBool,
     /// Wakes the keeper: the connection closed or was found broken.
     changed: Notify,
+    /// Wakes the slot's writer: a connection was installed.
+    opened: Notify,
     reads: AtomicUsize,
+    /// Transactions of writes in flight (0 or 1: one writer per slot).
     writes: AtomicUsize,
-}
-
-/// Whether a statement commits a change: a commit holds the statements behind it on its
-/// connection until the WAL is flushed, a read only for its own execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Read,
-    Write,
 }
 
 impl Slot {
@@ -102,17 +116,14 @@ impl Slot {
             .cloned()
     }
 
-    fn counter(&self, access: Access) -> &AtomicUsize {
-        match access {
-            Access::Read => &self.reads,
-            Access::Write => &self.writes,
-        }
+    fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Statements in flight, writes first (the order in which a connection is avoided), or
     /// `None` when the slot has no open connection.
     fn load(&self) -> Option<(usize, usize)> {
-        self.open.load(Ordering::Acquire).then(|| {
+        self.is_open().then(|| {
             (
                 self.writes.load(Ordering::Relaxed),
                 self.reads.load(Ordering::Relaxed),
@@ -127,6 +138,7 @@ impl Slot {
             .unwrap_or_else(|e| e.into_inner())
             .replace(Arc::new(connection));
         self.open.store(true, Ordering::Release);
+        self.opened.notify_waiters();
         // The previous connection (a renewal) finishes what is in flight on it and closes
         // when the last statement lets go of it.
         drop(previous);
@@ -163,32 +175,52 @@ impl Slot {
     }
 }
 
-/// Counts a statement as in flight on its slot until dropped (also when the request is
-/// abandoned half-way); a write's end lets the next waiting write in.
-struct InFlight<'a> {
-    slot: &'a Slot,
-    access: Access,
-    write_freed: &'a Notify,
+/// Counts a statement or transaction as in flight on its slot until dropped (also when the
+/// request or the writer is abandoned half-way).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn count(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.slot
-            .counter(self.access)
-            .fetch_sub(1, Ordering::Relaxed);
-        if self.access == Access::Write {
-            self.write_freed.notify_one();
-        }
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// A statement's place on a connection.
-struct Lease<'a> {
-    in_flight: InFlight<'a>,
+/// A read's place on a connection.
+struct ReadLease<'a> {
+    _in_flight: InFlight<'a>,
+    slot: &'a Slot,
     connection: Arc<Connection>,
 }
 
-/// What the keepers and the requests share.
+/// A write waiting in the queue for a writer.
+struct QueuedWrite {
+    statement: sea_orm::Statement,
+    /// Past this the write is answered 503 instead of run: it waited the acquire timeout.
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Vec<Row>, StoreError>>,
+}
+
+/// What became of a transaction of several writes.
+enum Together {
+    /// Committed: the rows of each write, in order.
+    Committed(Vec<Vec<Row>>),
+    /// `BEGIN` failed, so each statement ran as its own transaction: its own result.
+    Separately(Vec<Result<Vec<Row>, StoreError>>),
+    /// A statement (or the commit) failed and the transaction was rolled back: nothing of it
+    /// is written, and each write may run again on its own.
+    RolledBack,
+    /// The connection failed or did not answer in time: the outcome is unknown.
+    Unavailable(String),
+}
+
+/// What the keepers, the writers and the requests share.
 struct Shared {
     url: DatabaseUrl,
     connect_timeout: Duration,
@@ -196,9 +228,14 @@ struct Shared {
     statement_timeout: Duration,
     max_lifetime: Duration,
     slots: Box<[Arc<Slot>]>,
+    /// The slots whose connections take reads, and those that take writes (the same one
+    /// slot in a pool of one).
+    read_slots: Range<usize>,
+    write_slots: Range<usize>,
     next: AtomicUsize,
-    /// Notified when a write ends or a connection opens.
-    write_freed: Notify,
+    write_queue: flume::Sender<QueuedWrite>,
+    /// The writers' end of the queue, kept here to answer what is still queued at close.
+    queued_writes: flume::Receiver<QueuedWrite>,
     closed: AtomicBool,
     ids: AtomicU64,
     /// The SQL every connection prepares when it opens.
@@ -207,7 +244,17 @@ struct Shared {
 
 pub struct PipelinedPostgres {
     shared: Arc<Shared>,
-    keepers: Mutex<Vec<AbortHandle>>,
+    /// The keeper of every slot and the writer of every write slot.
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+/// How many of `connections` take reads; the rest take writes.
+fn read_connections(connections: usize) -> usize {
+    if connections < 2 {
+        connections
+    } else {
+        (connections / 4).max(1)
+    }
 }
 
 impl PipelinedPostgres {
@@ -220,6 +267,14 @@ impl PipelinedPostgres {
         preload: Vec<String>,
     ) -> Result<Self, StoreError> {
         let connections = settings.max_connections.max(1) as usize;
+        let readers = read_connections(connections);
+        let write_slots = if connections < 2 {
+            0..connections
+        } else {
+            readers..connections
+        };
+        let (write_queue, queued_writes) =
+            flume::bounded(MAX_QUEUED_WRITES_PER_CONNECTION * write_slots.len());
         let shared = Arc::new(Shared {
             url: settings.url.clone(),
             connect_timeout: settings.acquire_timeout,
@@ -227,180 +282,131 @@ impl PipelinedPostgres {
             statement_timeout: settings.statement_timeout,
             max_lifetime: settings.max_lifetime,
             slots: (0..connections).map(|_| Arc::default()).collect(),
+            read_slots: 0..readers,
+            write_slots: write_slots.clone(),
             next: AtomicUsize::new(0),
-            write_freed: Notify::new(),
+            write_queue,
+            queued_writes: queued_writes.clone(),
             closed: AtomicBool::new(false),
             ids: AtomicU64::new(0),
             preload: preload.into(),
         });
-        let first = shared.open(&shared.slots[0]).await?;
-        shared.slots[0].install(first);
-        let keepers = (0..connections)
-            .map(|index| tokio::spawn(keep(shared.clone(), index)).abort_handle())
+        // The first connection takes writes (reads fall back to it until theirs open).
+        let first_slot = &shared.slots[write_slots.start];
+        let first = shared.open(first_slot).await?;
+        first_slot.install(first);
+        let keepers = (0..connections).map(|index| tokio::spawn(keep(shared.clone(), index)));
+        let writers = write_slots.map(|index| {
+            tokio::spawn(write_transactions(
+                shared.clone(),
+                index,
+                queued_writes.clone(),
+            ))
+        });
+        let tasks = keepers
+            .chain(writers)
+            .map(|task| task.abort_handle())
             .collect();
         Ok(Self {
             shared,
-            keepers: Mutex::new(keepers),
+            tasks: Mutex::new(tasks),
         })
     }
 
-    /// A place for one statement on an open connection (see the module documentation).
-    async fn acquire(&self, access: Access) -> Result<Lease<'_>, StoreError> {
+    /// A place for one read on an open connection (see the module documentation).
+    fn acquire_read(&self) -> Result<ReadLease<'_>, StoreError> {
         let shared = &*self.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(StoreError::unavailable("the store is closed"));
         }
-        let in_flight = match access {
-            Access::Read => {
-                let index = self.least_busy().ok_or_else(no_connection)?;
-                let slot = &*shared.slots[index];
-                if slot.reads.fetch_add(1, Ordering::Relaxed) >= MAX_READS_PER_CONNECTION {
-                    slot.reads.fetch_sub(1, Ordering::Relaxed);
-                    return Err(StoreError::unavailable(format!(
-                        "every open connection has {MAX_READS_PER_CONNECTION} statements queued"
-                    )));
-                }
-                InFlight {
-                    slot,
-                    access,
-                    write_freed: &shared.write_freed,
-                }
-            }
-            Access::Write => {
-                let deadline = Instant::now() + shared.acquire_timeout;
-                loop {
-                    let mut freed = pin!(shared.write_freed.notified());
-                    freed.as_mut().enable();
-                    match self.claim_write() {
-                        Claim::Claimed(slot) => {
-                            break InFlight {
-                                slot,
-                                access,
-                                write_freed: &shared.write_freed,
-                            };
-                        }
-                        Claim::NoConnection => return Err(no_connection()),
-                        Claim::AllBusy => {}
-                    }
-                    tokio::time::timeout_at(deadline, freed)
-                        .await
-                        .map_err(|_| {
-                            StoreError::unavailable(format!(
-                                "no database connection free for a write within {:?}",
-                                shared.acquire_timeout
-                            ))
-                        })?;
-                }
-            }
-        };
-        let connection = in_flight.slot.live().ok_or_else(no_connection)?;
-        Ok(Lease {
-            in_flight,
+        let index = self
+            .least_busy(shared.read_slots.clone())
+            .or_else(|| self.least_busy(0..shared.slots.len()))
+            .ok_or_else(no_connection)?;
+        let slot = &*shared.slots[index];
+        let in_flight = InFlight::count(&slot.reads);
+        if slot.reads.load(Ordering::Relaxed) > MAX_READS_PER_CONNECTION {
+            return Err(StoreError::unavailable(format!(
+                "every open connection has {MAX_READS_PER_CONNECTION} statements queued"
+            )));
+        }
+        let connection = slot.live().ok_or_else(no_connection)?;
+        Ok(ReadLease {
+            _in_flight: in_flight,
+            slot,
             connection,
         })
     }
 
-    /// An open connection without a write in flight, claimed for a write. Two writers may
-    /// see the same one free, so the claim is a compare-and-swap.
-    fn claim_write(&self) -> Claim<'_> {
-        for _ in 0..self.shared.slots.len() {
-            let Some(index) = self.least_busy() else {
-                return Claim::NoConnection;
-            };
-            let slot = &*self.shared.slots[index];
-            if slot
-                .writes
-                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Claim::Claimed(slot);
-            }
-            // The least busy open connection has a write, so all of them have one (or a
-            // concurrent writer took it: look again).
-        }
-        Claim::AllBusy
-    }
-
-    /// The open slot with the fewest writes, then reads, in flight; ties rotate.
-    fn least_busy(&self) -> Option<usize> {
+    /// The open slot of `range` with the fewest writes, then reads, in flight; ties rotate.
+    fn least_busy(&self, range: Range<usize>) -> Option<usize> {
         let start = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        least_busy(self.shared.slots.len(), start, |index| {
-            self.shared.slots[index].load()
+        least_busy(range.len(), start, |offset| {
+            self.shared.slots[range.start + offset].load()
         })
-    }
-
-    /// Runs one statement on `lease` within the statement deadline. A statement that fails
-    /// because the connection is unusable, or does not answer in time, takes the connection
-    /// out of service (its keeper opens a new one).
-    async fn run<T>(
-        &self,
-        lease: &Lease<'_>,
-        statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
-    ) -> Result<T, StoreError> {
-        let connection = &lease.connection;
-        let error = match tokio::time::timeout(self.shared.statement_timeout, statement).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) => classify(error, connection.client.is_closed()),
-            Err(_) => StoreError::unavailable(format!(
-                "no answer from the database within {:?}; the connection is replaced",
-                self.shared.statement_timeout
-            )),
-        };
-        if error.is_unavailable() {
-            lease.in_flight.slot.retire(connection.id);
-        }
-        Err(error)
-    }
-
-    /// The statement prepared on `lease`'s connection for `sql`, preparing it there first if
-    /// this connection has not seen it yet.
-    async fn prepared(&self, lease: &Lease<'_>, sql: &str) -> Result<Statement, StoreError> {
-        let connection = &lease.connection;
-        let known = connection
-            .prepared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|(text, _)| text == sql)
-            .map(|(_, statement)| statement.clone());
-        if let Some(statement) = known {
-            return Ok(statement);
-        }
-        let statement = self.run(lease, connection.client.prepare(sql)).await?;
-        connection
-            .prepared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((sql.to_owned(), statement.clone()));
-        Ok(statement)
+        .map(|offset| range.start + offset)
     }
 
     /// Runs one statement sea-orm built: a read (`SELECT`) is pipelined behind the
-    /// statements in flight, anything else is a write (see the module documentation).
-    async fn query(&self, statement: &sea_orm::Statement) -> Result<Vec<Row>, StoreError> {
-        let access = if statement.sql.starts_with("SELECT") {
-            Access::Read
+    /// statements in flight on a read connection, anything else is a write, queued for a
+    /// writer (see the module documentation).
+    async fn query(&self, statement: sea_orm::Statement) -> Result<Vec<Row>, StoreError> {
+        if statement.sql.starts_with("SELECT") {
+            let lease = self.acquire_read()?;
+            self.shared
+                .execute(lease.slot, &lease.connection, &statement)
+                .await
         } else {
-            Access::Write
-        };
-        let lease = self.acquire(access).await?;
-        let prepared = self.prepared(&lease, &statement.sql).await?;
-        let values = statement
-            .values
-            .as_ref()
-            .map_or(&[][..], |values| &values.0);
-        let binds: Vec<Bind<'_>> = values.iter().map(Bind).collect();
-        let params: Vec<&(dyn ToSql + Sync)> = binds
+            self.write(statement).await
+        }
+    }
+
+    /// Queues a write and waits for its writer's answer.
+    async fn write(&self, statement: sea_orm::Statement) -> Result<Vec<Row>, StoreError> {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(StoreError::unavailable("the store is closed"));
+        }
+        if !shared.slots[shared.write_slots.clone()]
             .iter()
-            .map(|bind| bind as &(dyn ToSql + Sync))
-            .collect();
-        self.run(&lease, lease.connection.client.query(&prepared, &params))
-            .await
+            .any(|slot| slot.is_open())
+        {
+            return Err(no_connection());
+        }
+        let (reply, answer) = oneshot::channel();
+        let queued = QueuedWrite {
+            statement,
+            deadline: Instant::now() + shared.acquire_timeout,
+            reply,
+        };
+        shared.write_queue.try_send(queued).map_err(|_| {
+            StoreError::unavailable(format!(
+                "{} writes are already waiting for a database connection",
+                shared.write_queue.capacity().unwrap_or_default()
+            ))
+        })?;
+        // A writer answers within the acquire timeout (queued) plus the statement timeout
+        // (its transaction); this bound only matters if no writer ever takes the write.
+        let limit = shared.acquire_timeout + shared.statement_timeout;
+        match tokio::time::timeout(limit, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(StoreError::unavailable(
+                "the store closed before the write ran",
+            )),
+            Err(_) => Err(StoreError::unavailable(format!(
+                "no answer to a write within {limit:?}"
+            ))),
+        }
     }
 
     async fn select_one(&self) -> Result<(), StoreError> {
-        let lease = self.acquire(Access::Read).await?;
-        self.run(&lease, lease.connection.client.simple_query("SELECT 1"))
+        let lease = self.acquire_read()?;
+        self.shared
+            .run(
+                lease.slot,
+                &lease.connection,
+                lease.connection.client.simple_query("SELECT 1"),
+            )
             .await?;
         Ok(())
     }
@@ -434,49 +440,296 @@ impl PipelinedPostgres {
         stats
     }
 
-    /// Stops the keepers (no reconnect after this) and closes every connection.
+    /// Stops the keepers and writers (no reconnect after this), closes every connection and
+    /// answers the writes still queued.
     pub fn close(&self) {
-        self.shared.closed.store(true, Ordering::Release);
-        self.stop_keepers();
-        for slot in &self.shared.slots {
-            slot.retire_current();
-        }
-        self.shared.write_freed.notify_waiters();
+        self.shut_down();
     }
 
-    fn stop_keepers(&self) {
-        for keeper in self
-            .keepers
+    fn shut_down(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        for task in self
+            .tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
         {
-            keeper.abort();
+            task.abort();
+        }
+        for slot in &self.shared.slots {
+            slot.retire_current();
+        }
+        for queued in self.shared.queued_writes.drain() {
+            let _ = queued
+                .reply
+                .send(Err(StoreError::unavailable("the store is closed")));
         }
     }
 }
 
 impl Drop for PipelinedPostgres {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::Release);
-        self.stop_keepers();
-        for slot in &self.shared.slots {
-            slot.retire_current();
-        }
+        self.shut_down();
     }
-}
-
-enum Claim<'a> {
-    Claimed(&'a Slot),
-    AllBusy,
-    NoConnection,
 }
 
 fn no_connection() -> StoreError {
     StoreError::unavailable("no open database connection (reconnecting in the background)")
 }
 
+/// The values of a statement sea-orm built, as tokio-postgres parameters.
+fn binds(statement: &sea_orm::Statement) -> Vec<Bind<'_>> {
+    statement
+        .values
+        .as_ref()
+        .map_or(&[][..], |values| &values.0)
+        .iter()
+        .map(Bind)
+        .collect()
+}
+
+fn params<'a>(binds: &'a [Bind<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    binds
+        .iter()
+        .map(|bind| bind as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// The writer of write slot `index`: takes the first queued write and whatever else is
+/// waiting behind it, and commits them together (see the module documentation). Waits while
+/// its slot has no open connection. Stops when the store is closed (aborted).
+async fn write_transactions(
+    shared: Arc<Shared>,
+    index: usize,
+    queue: flume::Receiver<QueuedWrite>,
+) {
+    let slot = shared.slots[index].clone();
+    loop {
+        let mut opened = pin!(slot.opened.notified());
+        opened.as_mut().enable();
+        if slot.live().is_none() {
+            opened.await;
+            continue;
+        }
+        let Ok(first) = queue.recv_async().await else {
+            return;
+        };
+        let now = Instant::now();
+        let mut batch = Vec::with_capacity(MAX_WRITES_PER_TRANSACTION);
+        for queued in std::iter::once(first).chain(queue.try_iter()) {
+            if queued.reply.is_closed() {
+                // The request is gone (it timed out or its client left): nothing to answer.
+                continue;
+            }
+            if queued.deadline <= now {
+                let _ = queued.reply.send(Err(StoreError::unavailable(format!(
+                    "no database connection free for a write within {:?}",
+                    shared.acquire_timeout
+                ))));
+                continue;
+            }
+            batch.push(queued);
+            if batch.len() == MAX_WRITES_PER_TRANSACTION {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let Some(connection) = slot.live() else {
+            for queued in batch {
+                let _ = queued.reply.send(Err(no_connection()));
+            }
+            continue;
+        };
+        let _in_flight = InFlight::count(&slot.writes);
+        shared.commit(&slot, &connection, batch).await;
+    }
+}
+
 impl Shared {
+    /// Runs `batch` on `connection` and answers each of its writes.
+    async fn commit(&self, slot: &Slot, connection: &Connection, batch: Vec<QueuedWrite>) {
+        if batch.len() > 1 {
+            let answers = match self.commit_together(slot, connection, &batch).await {
+                Together::Committed(rows) => rows.into_iter().map(Ok).collect(),
+                Together::Separately(results) => results,
+                Together::Unavailable(cause) => batch
+                    .iter()
+                    .map(|_| Err(StoreError::unavailable(cause.clone())))
+                    .collect(),
+                Together::RolledBack => Vec::new(),
+            };
+            if !answers.is_empty() {
+                for (queued, answer) in batch.into_iter().zip(answers) {
+                    let _ = queued.reply.send(answer);
+                }
+                return;
+            }
+        }
+        // One write, or a transaction that one of them made fail: each commits or fails on
+        // its own (pipelined: sent together, answered in order).
+        let answers = join_all(
+            batch
+                .iter()
+                .map(|queued| self.execute(slot, connection, &queued.statement)),
+        )
+        .await;
+        for (queued, answer) in batch.into_iter().zip(answers) {
+            let _ = queued.reply.send(answer);
+        }
+    }
+
+    /// `BEGIN`, the statements of `batch` and `COMMIT`, sent back to back on `connection`.
+    async fn commit_together(
+        &self,
+        slot: &Slot,
+        connection: &Connection,
+        batch: &[QueuedWrite],
+    ) -> Together {
+        let mut statements = Vec::with_capacity(batch.len());
+        for queued in batch {
+            match self.prepared(slot, connection, &queued.statement.sql).await {
+                Ok(statement) => statements.push(statement),
+                // Each write on its own then reports its own failure.
+                Err(_) => return Together::RolledBack,
+            }
+        }
+        let binds: Vec<_> = batch
+            .iter()
+            .map(|queued| binds(&queued.statement))
+            .collect();
+        let params: Vec<_> = binds.iter().map(|binds| params(binds)).collect();
+        let client = &connection.client;
+        // tokio-postgres sends a request when its future is first polled, and join3 and
+        // join_all poll in order: the transaction goes out as one pipeline.
+        let transaction = join3(
+            client.batch_execute("BEGIN"),
+            join_all(
+                statements
+                    .iter()
+                    .zip(&params)
+                    .map(|(statement, params)| client.query(statement, params)),
+            ),
+            client.batch_execute("COMMIT"),
+        );
+        let Ok((begin, results, commit)) =
+            tokio::time::timeout(self.statement_timeout, transaction).await
+        else {
+            slot.retire(connection.id);
+            return Together::Unavailable(format!(
+                "no answer from the database within {:?}; the connection is replaced",
+                self.statement_timeout
+            ));
+        };
+        let closed = client.is_closed();
+        if let Err(error) = begin {
+            let error = classify(error, closed);
+            if error.is_unavailable() {
+                slot.retire(connection.id);
+                return Together::Unavailable(error_chain(&error));
+            }
+            // Outside a transaction each statement ran, and committed, on its own.
+            return Together::Separately(
+                results
+                    .into_iter()
+                    .map(|result| result.map_err(|error| classify(error, closed)))
+                    .collect(),
+            );
+        }
+        let mut rows = Vec::with_capacity(results.len());
+        let mut failed = None;
+        for result in results {
+            match result {
+                Ok(result_rows) => rows.push(result_rows),
+                Err(error) => {
+                    failed.get_or_insert(error);
+                }
+            }
+        }
+        match failed.or(commit.err()) {
+            None => Together::Committed(rows),
+            Some(error) => {
+                let error = classify(error, closed);
+                if error.is_unavailable() {
+                    slot.retire(connection.id);
+                    Together::Unavailable(error_chain(&error))
+                } else {
+                    Together::RolledBack
+                }
+            }
+        }
+    }
+
+    /// Runs one statement on `connection` within the statement deadline. A statement that
+    /// fails because the connection is unusable, or does not answer in time, takes the
+    /// connection out of service (its keeper opens a new one).
+    async fn run<T>(
+        &self,
+        slot: &Slot,
+        connection: &Connection,
+        statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        let error = match tokio::time::timeout(self.statement_timeout, statement).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => classify(error, connection.client.is_closed()),
+            Err(_) => StoreError::unavailable(format!(
+                "no answer from the database within {:?}; the connection is replaced",
+                self.statement_timeout
+            )),
+        };
+        if error.is_unavailable() {
+            slot.retire(connection.id);
+        }
+        Err(error)
+    }
+
+    /// The statement prepared on `connection` for `sql`, preparing it there first if this
+    /// connection has not seen it yet.
+    async fn prepared(
+        &self,
+        slot: &Slot,
+        connection: &Connection,
+        sql: &str,
+    ) -> Result<Statement, StoreError> {
+        let known = connection
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(text, _)| text == sql)
+            .map(|(_, statement)| statement.clone());
+        if let Some(statement) = known {
+            return Ok(statement);
+        }
+        let statement = self
+            .run(slot, connection, connection.client.prepare(sql))
+            .await?;
+        connection
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((sql.to_owned(), statement.clone()));
+        Ok(statement)
+    }
+
+    /// One statement sea-orm built, as its own transaction.
+    async fn execute(
+        &self,
+        slot: &Slot,
+        connection: &Connection,
+        statement: &sea_orm::Statement,
+    ) -> Result<Vec<Row>, StoreError> {
+        let prepared = self.prepared(slot, connection, &statement.sql).await?;
+        let binds = binds(statement);
+        self.run(
+            slot,
+            connection,
+            connection.client.query(&prepared, &params(&binds)),
+        )
+        .await
+    }
+
     /// Opens a connection with the URL as it is now (a file is read again: rotated
     /// credentials), within the connect timeout.
     async fn open(&self, slot: &Arc<Slot>) -> Result<Connection, StoreError> {
@@ -612,7 +865,6 @@ async fn keep(shared: Arc<Shared>, index: usize) {
                 failures = 0;
                 retry_at = None;
                 slot.install(connection);
-                shared.write_freed.notify_waiters();
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
@@ -765,7 +1017,7 @@ impl ProxyDatabaseTrait for PostgresProxy {
     async fn query(&self, statement: sea_orm::Statement) -> Result<Vec<ProxyRow>, DbErr> {
         let rows = self
             .0
-            .query(&statement)
+            .query(statement)
             .await
             .map_err(StoreError::into_db_err)?;
         rows.iter()
@@ -777,7 +1029,7 @@ impl ProxyDatabaseTrait for PostgresProxy {
     async fn execute(&self, statement: sea_orm::Statement) -> Result<ProxyExecResult, DbErr> {
         let rows = self
             .0
-            .query(&statement)
+            .query(statement)
             .await
             .map_err(StoreError::into_db_err)?;
         Ok(ProxyExecResult::new(0, rows.len() as u64))

@@ -7,3 +7,4 @@ mod migrations;
 mod rotation;
 mod schema;
 mod tls;
+mod write_transactions;
