@@ -1063,6 +1063,15 @@ mod tests {
     }
 
     #[test]
+    fn a_quarter_of_the_connections_take_reads_and_one_connection_takes_both() {
+        assert_eq!(read_connections(1), 1);
+        assert_eq!(read_connections(2), 1);
+        assert_eq!(read_connections(7), 1);
+        assert_eq!(read_connections(8), 2);
+        assert_eq!(read_connections(16), 4);
+    }
+
+    #[test]
     fn a_slot_without_an_open_connection_is_never_picked() {
         // Slot 0 cannot connect: its zero load must not make it "the least busy".
         let loads = [None, Some(5), Some(3)];

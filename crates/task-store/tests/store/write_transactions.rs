@@ -176,3 +176,21 @@ async fn a_lone_write_commits_on_its_own_without_waiting() {
         "sequential writes are separate transactions"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_does_not_wait_behind_a_write_transaction() {
+    let database = TestDatabase::postgres().await.unwrap();
+    let proxy = pool(&database).await;
+    setup(&proxy).await;
+    let busy = occupy_the_writer(&proxy).await;
+    let rows = proxy
+        .query(statement("SELECT 7 AS n", Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!(int(&rows[0], "n"), 7);
+    assert!(
+        !busy.is_finished(),
+        "the read was answered while the write still ran: it went to a read connection"
+    );
+    busy.await.unwrap();
+}
