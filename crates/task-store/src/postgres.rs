@@ -319,9 +319,9 @@ impl PipelinedPostgres {
         if shared.closed.load(Ordering::Acquire) {
             return Err(StoreError::unavailable("the store is closed"));
         }
-        let index = self
+        let index = shared
             .least_busy(shared.read_slots.clone())
-            .or_else(|| self.least_busy(0..shared.slots.len()))
+            .or_else(|| shared.least_busy(0..shared.slots.len()))
             .ok_or_else(no_connection)?;
         let slot = &*shared.slots[index];
         let in_flight = InFlight::count(&slot.reads);
@@ -336,15 +336,6 @@ impl PipelinedPostgres {
             slot,
             connection,
         })
-    }
-
-    /// The open slot of `range` with the fewest writes, then reads, in flight; ties rotate.
-    fn least_busy(&self, range: Range<usize>) -> Option<usize> {
-        let start = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        least_busy(range.len(), start, |offset| {
-            self.shared.slots[range.start + offset].load()
-        })
-        .map(|offset| range.start + offset)
     }
 
     /// Runs one statement sea-orm built: a read (`SELECT`) is pipelined behind the
@@ -371,7 +362,16 @@ impl PipelinedPostgres {
             .iter()
             .any(|slot| slot.is_open())
         {
-            return Err(no_connection());
+            // Every write connection is down (their keepers are reconnecting): the write
+            // runs on its own on an open read connection, as reads use the write
+            // connections when theirs are down. A replica that answers reads answers writes.
+            let index = shared
+                .least_busy(0..shared.slots.len())
+                .ok_or_else(no_connection)?;
+            let slot = &*shared.slots[index];
+            let _in_flight = InFlight::count(&slot.writes);
+            let connection = slot.live().ok_or_else(no_connection)?;
+            return shared.execute(slot, &connection, &statement).await;
         }
         let (reply, answer) = oneshot::channel();
         let queued = QueuedWrite {
@@ -536,18 +536,36 @@ async fn write_transactions(
         if batch.is_empty() {
             continue;
         }
-        let Some(connection) = slot.live() else {
+        // A writer that was waiting for the queue when its connection broke may still take
+        // writes: they go to another open connection rather than fail.
+        let target = match slot.live() {
+            Some(connection) => Some((&*slot, connection)),
+            None => shared.least_busy(0..shared.slots.len()).and_then(|other| {
+                let other = &*shared.slots[other];
+                other.live().map(|connection| (other, connection))
+            }),
+        };
+        let Some((target, connection)) = target else {
             for queued in batch {
                 let _ = queued.reply.send(Err(no_connection()));
             }
             continue;
         };
-        let _in_flight = InFlight::count(&slot.writes);
-        shared.commit(&slot, &connection, batch).await;
+        let _in_flight = InFlight::count(&target.writes);
+        shared.commit(target, &connection, batch).await;
     }
 }
 
 impl Shared {
+    /// The open slot of `range` with the fewest writes, then reads, in flight; ties rotate.
+    fn least_busy(&self, range: Range<usize>) -> Option<usize> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        least_busy(range.len(), start, |offset| {
+            self.slots[range.start + offset].load()
+        })
+        .map(|offset| range.start + offset)
+    }
+
     /// Runs `batch` on `connection` and answers each of its writes.
     async fn commit(&self, slot: &Slot, connection: &Connection, batch: Vec<QueuedWrite>) {
         if batch.len() > 1 {
