@@ -28,4 +28,6 @@ as_owner "$pg_bin/pg_ctl" start -w -t 60 -D "$directory/data" -l "$directory/ser
 echo "fresh-cluster.sh: initdb cluster on 127.0.0.1:$port ($("$pg_bin/postgres" --version))" >&2
 
 cd "$root"
-cargo run --release -p task-bench -- --postgres-url "postgres://postgres@127.0.0.1:$port" "$@"
+# Both together, as task-bench builds the replica: one feature set, nothing rebuilt twice.
+cargo build --release --quiet -p task-api -p task-bench
+"${CARGO_TARGET_DIR:-$root/target}/release/task-bench" --postgres-url "postgres://postgres@127.0.0.1:$port" "$@"
