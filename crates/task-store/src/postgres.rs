@@ -443,10 +443,6 @@ impl PipelinedPostgres {
     /// Stops the keepers and writers (no reconnect after this), closes every connection and
     /// answers the writes still queued.
     pub fn close(&self) {
-        self.shut_down();
-    }
-
-    fn shut_down(&self) {
         self.shared.closed.store(true, Ordering::Release);
         for task in self
             .tasks
@@ -469,7 +465,7 @@ impl PipelinedPostgres {
 
 impl Drop for PipelinedPostgres {
     fn drop(&mut self) {
-        self.shut_down();
+        self.close();
     }
 }
 
