@@ -248,12 +248,14 @@ pub struct PipelinedPostgres {
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
-/// How many of `connections` take reads; the rest take writes.
-fn read_connections(connections: usize) -> usize {
+/// The slots of `connections` that take reads and those that take writes: a quarter (at
+/// least one) and the rest, or the one slot for both.
+fn roles(connections: usize) -> (Range<usize>, Range<usize>) {
     if connections < 2 {
-        connections
+        (0..connections, 0..connections)
     } else {
-        (connections / 4).max(1)
+        let readers = (connections / 4).max(1);
+        (0..readers, readers..connections)
     }
 }
 
@@ -267,12 +269,7 @@ impl PipelinedPostgres {
         preload: Vec<String>,
     ) -> Result<Self, StoreError> {
         let connections = settings.max_connections.max(1) as usize;
-        let readers = read_connections(connections);
-        let write_slots = if connections < 2 {
-            0..connections
-        } else {
-            readers..connections
-        };
+        let (read_slots, write_slots) = roles(connections);
         let (write_queue, queued_writes) =
             flume::bounded(MAX_QUEUED_WRITES_PER_CONNECTION * write_slots.len());
         let shared = Arc::new(Shared {
@@ -282,7 +279,7 @@ impl PipelinedPostgres {
             statement_timeout: settings.statement_timeout,
             max_lifetime: settings.max_lifetime,
             slots: (0..connections).map(|_| Arc::default()).collect(),
-            read_slots: 0..readers,
+            read_slots,
             write_slots: write_slots.clone(),
             next: AtomicUsize::new(0),
             write_queue,
@@ -321,7 +318,7 @@ impl PipelinedPostgres {
         }
         let index = shared
             .least_busy(shared.read_slots.clone())
-            .or_else(|| shared.least_busy(0..shared.slots.len()))
+            .or_else(|| shared.least_busy(shared.all_slots()))
             .ok_or_else(no_connection)?;
         let slot = &*shared.slots[index];
         let in_flight = InFlight::count(&slot.reads);
@@ -365,12 +362,8 @@ impl PipelinedPostgres {
             // Every write connection is down (their keepers are reconnecting): the write
             // runs on its own on an open read connection, as reads use the write
             // connections when theirs are down. A replica that answers reads answers writes.
-            let index = shared
-                .least_busy(0..shared.slots.len())
-                .ok_or_else(no_connection)?;
-            let slot = &*shared.slots[index];
+            let (slot, connection) = shared.any_open().ok_or_else(no_connection)?;
             let _in_flight = InFlight::count(&slot.writes);
-            let connection = slot.live().ok_or_else(no_connection)?;
             return shared.execute(slot, &connection, &statement).await;
         }
         let (reply, answer) = oneshot::channel();
@@ -536,10 +529,7 @@ async fn write_transactions(
         // writes: they go to another open connection rather than fail.
         let target = match slot.live() {
             Some(connection) => Some((&*slot, connection)),
-            None => shared.least_busy(0..shared.slots.len()).and_then(|other| {
-                let other = &*shared.slots[other];
-                other.live().map(|connection| (other, connection))
-            }),
+            None => shared.any_open(),
         };
         let Some((target, connection)) = target else {
             for queued in batch {
@@ -562,33 +552,47 @@ impl Shared {
         .map(|offset| range.start + offset)
     }
 
+    fn all_slots(&self) -> Range<usize> {
+        0..self.slots.len()
+    }
+
+    /// The least busy open connection of any role: where a read goes when every read
+    /// connection is down, and a write when every write connection is.
+    fn any_open(&self) -> Option<(&Slot, Arc<Connection>)> {
+        let slot = &*self.slots[self.least_busy(self.all_slots())?];
+        slot.live().map(|connection| (slot, connection))
+    }
+
     /// Runs `batch` on `connection` and answers each of its writes.
     async fn commit(&self, slot: &Slot, connection: &Connection, batch: Vec<QueuedWrite>) {
-        if batch.len() > 1 {
-            let answers = match self.commit_together(slot, connection, &batch).await {
-                Together::Committed(rows) => rows.into_iter().map(Ok).collect(),
-                Together::Separately(results) => results,
-                Together::Unavailable(cause) => batch
-                    .iter()
-                    .map(|_| Err(StoreError::unavailable(cause.clone())))
-                    .collect(),
-                Together::RolledBack => Vec::new(),
-            };
-            if !answers.is_empty() {
-                for (queued, answer) in batch.into_iter().zip(answers) {
-                    let _ = queued.reply.send(answer);
-                }
-                return;
+        let together = if batch.len() > 1 {
+            match self.commit_together(slot, connection, &batch).await {
+                Together::Committed(rows) => Some(rows.into_iter().map(Ok).collect()),
+                Together::Separately(results) => Some(results),
+                Together::Unavailable(cause) => Some(
+                    batch
+                        .iter()
+                        .map(|_| Err(StoreError::unavailable(cause.clone())))
+                        .collect(),
+                ),
+                Together::RolledBack => None,
             }
-        }
-        // One write, or a transaction that one of them made fail: each commits or fails on
-        // its own (pipelined: sent together, answered in order).
-        let answers = join_all(
-            batch
-                .iter()
-                .map(|queued| self.execute(slot, connection, &queued.statement)),
-        )
-        .await;
+        } else {
+            None
+        };
+        let answers = match together {
+            Some(answers) => answers,
+            // One write, or a transaction that one of them made fail: each commits or fails
+            // on its own (pipelined: sent together, answered in order).
+            None => {
+                join_all(
+                    batch
+                        .iter()
+                        .map(|queued| self.execute(slot, connection, &queued.statement)),
+                )
+                .await
+            }
+        };
         for (queued, answer) in batch.into_iter().zip(answers) {
             let _ = queued.reply.send(answer);
         }
@@ -627,21 +631,27 @@ impl Shared {
             ),
             client.batch_execute("COMMIT"),
         );
-        let Ok((begin, results, commit)) =
-            tokio::time::timeout(self.statement_timeout, transaction).await
-        else {
-            slot.retire(connection.id);
-            return Together::Unavailable(format!(
-                "no answer from the database within {:?}; the connection is replaced",
-                self.statement_timeout
-            ));
+        // Within the statement deadline, like any statement (a transaction that does not
+        // answer in time retires its connection).
+        let (begin, results, commit) = match self
+            .run(slot, connection, async { Ok(transaction.await) })
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(error) => return Together::Unavailable(error_chain(&error)),
         };
         let closed = client.is_closed();
-        if let Err(error) = begin {
+        // A failure that leaves the connection unusable retires it: the outcome is unknown.
+        let outage = |error| {
             let error = classify(error, closed);
-            if error.is_unavailable() {
+            error.is_unavailable().then(|| {
                 slot.retire(connection.id);
-                return Together::Unavailable(error_chain(&error));
+                error_chain(&error)
+            })
+        };
+        if let Err(error) = begin {
+            if let Some(cause) = outage(error) {
+                return Together::Unavailable(cause);
             }
             // Outside a transaction each statement ran, and committed, on its own.
             return Together::Separately(
@@ -663,15 +673,7 @@ impl Shared {
         }
         match failed.or(commit.err()) {
             None => Together::Committed(rows),
-            Some(error) => {
-                let error = classify(error, closed);
-                if error.is_unavailable() {
-                    slot.retire(connection.id);
-                    Together::Unavailable(error_chain(&error))
-                } else {
-                    Together::RolledBack
-                }
-            }
+            Some(error) => outage(error).map_or(Together::RolledBack, Together::Unavailable),
         }
     }
 
@@ -1078,11 +1080,14 @@ mod tests {
 
     #[test]
     fn a_quarter_of_the_connections_take_reads_and_one_connection_takes_both() {
-        assert_eq!(read_connections(1), 1);
-        assert_eq!(read_connections(2), 1);
-        assert_eq!(read_connections(7), 1);
-        assert_eq!(read_connections(8), 2);
-        assert_eq!(read_connections(16), 4);
+        let readers = |connections| roles(connections).0.len();
+        assert_eq!(readers(1), 1);
+        assert_eq!(readers(2), 1);
+        assert_eq!(readers(7), 1);
+        assert_eq!(readers(8), 2);
+        assert_eq!(readers(16), 4);
+        assert_eq!(roles(1), (0..1, 0..1));
+        assert_eq!(roles(16), (0..4, 4..16));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! with Retry-After: never a 500, never a hang), how fast, and that nothing acknowledged is
 //! lost.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -176,21 +177,21 @@ async fn cutting_every_connection_under_hundreds_of_requests_loses_nothing_ackno
         .await
         .unwrap();
 
-    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let answered = AtomicUsize::new(0);
     let requests = (0..300).map(|index| {
         let app = &app;
         let answered = &answered;
         async move {
             let started = Instant::now();
             let (status, id) = create(app, &format!("cut {index}"), index).await;
-            answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            answered.fetch_add(1, Ordering::Relaxed);
             (status, id, started, Instant::now())
         }
     });
     // The cut comes once writes are being committed, with most requests still in flight
     // (a fixed delay could fall before the first write or after the last).
     let cut = async {
-        while answered.load(std::sync::atomic::Ordering::Relaxed) < 20 {
+        while answered.load(Ordering::Relaxed) < 20 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let cut_at = Instant::now();

@@ -11,9 +11,10 @@ use task_store::postgres::{MAX_WRITES_PER_TRANSACTION, PipelinedPostgres, Postgr
 use task_store::{StoreError, StoreSettings};
 use task_testkit::TestDatabase;
 
-/// A pool of two connections: one for reads, one writer, so that concurrent writes queue
-/// behind a single writer.
-async fn pool(database: &TestDatabase) -> PostgresProxy {
+/// A fresh database with the `numbers` table, and a pool of two connections on it: one for
+/// reads, one writer, so that concurrent writes queue behind a single writer.
+async fn numbers() -> (TestDatabase, PostgresProxy) {
+    let database = TestDatabase::postgres().await.unwrap();
     let mut settings = StoreSettings::new(database.url().to_owned());
     settings.max_connections = 2;
     settings.statement_timeout = Duration::from_secs(10);
@@ -22,7 +23,15 @@ async fn pool(database: &TestDatabase) -> PostgresProxy {
             .await
             .unwrap(),
     );
-    pool.proxy()
+    let proxy = pool.proxy();
+    proxy
+        .execute(statement(
+            "CREATE TABLE numbers (id serial PRIMARY KEY, n integer NOT NULL CHECK (n >= 0))",
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    (database, proxy)
 }
 
 fn statement(sql: &str, values: Vec<Value>) -> Statement {
@@ -43,16 +52,6 @@ fn int(row: &ProxyRow, column: &str) -> i32 {
     }
 }
 
-async fn setup(proxy: &PostgresProxy) {
-    proxy
-        .execute(statement(
-            "CREATE TABLE numbers (id serial PRIMARY KEY, n integer NOT NULL CHECK (n >= 0))",
-            Vec::new(),
-        ))
-        .await
-        .unwrap();
-}
-
 const INSERT: &str =
     "INSERT INTO numbers (n) VALUES ($1) RETURNING n, pg_current_xact_id()::text AS xid";
 
@@ -66,12 +65,19 @@ async fn insert(proxy: PostgresProxy, n: i32) -> Result<(i32, String), StoreErro
     Ok((int(&rows[0], "n"), text(&rows[0], "xid")))
 }
 
-async fn stored(proxy: &PostgresProxy) -> Vec<i32> {
+/// The value [`occupy_the_writer`] inserts.
+const OCCUPIER: i32 = 1000;
+
+/// Checks that the table holds exactly `0..count` and the row of [`occupy_the_writer`].
+async fn assert_stored(proxy: &PostgresProxy, count: i32, message: &str) {
     let rows = proxy
         .query(statement("SELECT n FROM numbers ORDER BY n", Vec::new()))
         .await
         .unwrap();
-    rows.iter().map(|row| int(row, "n")).collect()
+    let stored: Vec<i32> = rows.iter().map(|row| int(row, "n")).collect();
+    let mut expected_rows: Vec<i32> = (0..count).collect();
+    expected_rows.push(OCCUPIER);
+    assert_eq!(stored, expected_rows, "{message}");
 }
 
 /// Holds the writer for a moment, so that the writes sent meanwhile queue up behind it.
@@ -79,7 +85,7 @@ async fn occupy_the_writer(proxy: &PostgresProxy) -> tokio::task::JoinHandle<()>
     let busy = proxy.clone();
     let handle = tokio::spawn(async move {
         busy.query(statement(
-            "INSERT INTO numbers (n) SELECT 1000 FROM pg_sleep(0.3) RETURNING n",
+            &format!("INSERT INTO numbers (n) SELECT {OCCUPIER} FROM pg_sleep(0.3) RETURNING n"),
             Vec::new(),
         ))
         .await
@@ -91,9 +97,7 @@ async fn occupy_the_writer(proxy: &PostgresProxy) -> tokio::task::JoinHandle<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_writes_commit_together_and_each_gets_its_own_answer() {
-    let database = TestDatabase::postgres().await.unwrap();
-    let proxy = pool(&database).await;
-    setup(&proxy).await;
+    let (_database, proxy) = numbers().await;
     let busy = occupy_the_writer(&proxy).await;
     let writes: Vec<_> = (0..40)
         .map(|n| tokio::spawn(insert(proxy.clone(), n)))
@@ -116,20 +120,12 @@ async fn queued_writes_commit_together_and_each_gets_its_own_answer() {
         "40 queued writes committed in {} transactions",
         transactions.len()
     );
-    let mut expected_rows: Vec<i32> = (0..40).collect();
-    expected_rows.push(1000);
-    assert_eq!(
-        stored(&proxy).await,
-        expected_rows,
-        "every answered write is stored"
-    );
+    assert_stored(&proxy, 40, "every answered write is stored").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_write_fails_alone_and_the_writes_beside_it_commit() {
-    let database = TestDatabase::postgres().await.unwrap();
-    let proxy = pool(&database).await;
-    setup(&proxy).await;
+    let (_database, proxy) = numbers().await;
     let busy = occupy_the_writer(&proxy).await;
     // -1 breaks the CHECK constraint; it is queued among the others, so it lands in a
     // transaction with some of them.
@@ -154,20 +150,12 @@ async fn a_failing_write_fails_alone_and_the_writes_beside_it_commit() {
         }
     }
     busy.await.unwrap();
-    let mut expected_rows: Vec<i32> = (0..20).collect();
-    expected_rows.push(1000);
-    assert_eq!(
-        stored(&proxy).await,
-        expected_rows,
-        "the rolled-back writes ran again on their own"
-    );
+    assert_stored(&proxy, 20, "the rolled-back writes ran again on their own").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_write_commits_on_its_own_without_waiting() {
-    let database = TestDatabase::postgres().await.unwrap();
-    let proxy = pool(&database).await;
-    setup(&proxy).await;
+    let (_database, proxy) = numbers().await;
     let (first, first_xid) = insert(proxy.clone(), 1).await.unwrap();
     let (second, second_xid) = insert(proxy.clone(), 2).await.unwrap();
     assert_eq!((first, second), (1, 2));
@@ -179,9 +167,7 @@ async fn a_lone_write_commits_on_its_own_without_waiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_does_not_wait_behind_a_write_transaction() {
-    let database = TestDatabase::postgres().await.unwrap();
-    let proxy = pool(&database).await;
-    setup(&proxy).await;
+    let (_database, proxy) = numbers().await;
     let busy = occupy_the_writer(&proxy).await;
     let rows = proxy
         .query(statement("SELECT 7 AS n", Vec::new()))
